@@ -1,0 +1,15 @@
+#ifndef DIRA_TORCH_GLUE_H
+#define DIRA_TORCH_GLUE_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+void dira_set_num_threads(int n);
+int dira_get_num_threads(void);
+void dira_manual_seed(uint64_t seed);
+char *dira_torch_config(void);
+void *dira_leaky_relu(void *x, double slope, char **err);
+#ifdef __cplusplus
+}
+#endif
+#endif
