@@ -179,10 +179,3 @@ func drop(ts ...*ts.Tensor) {
 		}
 	}
 }
-
-// noGrad runs fn with autograd recording off on this OS thread.
-func noGrad(fn func()) {
-	prev := ts.MustGradSetEnabled(false)
-	defer ts.MustGradSetEnabled(prev)
-	fn()
-}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Net is one side of MoCo: an encoder (inside a U-Net when the decoder is
@@ -73,7 +75,7 @@ func NewMoCo(c Config, queueSize int, restoration bool, seed uint64) (*MoCo, err
 		if qp == nil {
 			return nil, fmt.Errorf("model: key parameter %s has no query twin", p.Name)
 		}
-		noGrad(func() { p.T.Copy_(qp.T) })
+		torch.NoGrad(func() { p.T.Copy_(qp.T) })
 		m.pairs = append(m.pairs, [2]*ts.Tensor{qp.T, p.T})
 	}
 	return m, nil
@@ -108,7 +110,7 @@ func (m *MoCo) MomentumUpdate(momentum float64) (err error) {
 	a, b := ts.FloatScalar(momentum), ts.FloatScalar(1-momentum)
 	defer a.MustDrop()
 	defer b.MustDrop()
-	noGrad(func() {
+	torch.NoGrad(func() {
 		for _, pr := range m.pairs {
 			check(pr[1].MulScalar_(a))
 			t := must(pr[0].MulScalar(b, false))
@@ -151,7 +153,7 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 	if err := m.MomentumUpdate(momentum); err != nil {
 		panic(opError{err})
 	}
-	noGrad(func() {
+	torch.NoGrad(func() {
 		x := imK
 		var idx, inv *ts.Tensor
 		if perm != nil {
@@ -202,7 +204,7 @@ func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
 		return fmt.Errorf("model: queue size %d is not a multiple of the batch %d", kq, b)
 	}
 	ptr := m.QueuePtr.Int64Values()[0]
-	noGrad(func() {
+	torch.NoGrad(func() {
 		kt := must(keys.T(false))
 		view := must(m.Queue.Narrow(1, ptr, b, false))
 		view.Copy_(kt)

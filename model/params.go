@@ -9,6 +9,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Param is one state_dict entry.
@@ -109,7 +111,7 @@ func (p *Params) SetData(name string, shape []int64, values []float32) error {
 		view = src.MustView(shape, false)
 	}
 	defer view.MustDrop()
-	ts.NoGrad(func() { q.T.Copy_(view) })
+	torch.NoGrad(func() { q.T.Copy_(view) })
 	return nil
 }
 

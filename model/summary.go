@@ -7,6 +7,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Part is one network part and its trainable parameter count.
@@ -59,7 +61,7 @@ func Summarize(c Config, size int, seed uint64) (s Summary, err error) {
 	defer catchOp("summary forward", &err)
 	x := ts.MustZeros([]int64{1, 3, int64(size), int64(size)}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
-	noGrad(func() {
+	torch.NoGrad(func() {
 		f := u.Encoder.forward(x, Eval)
 		s.StageShapes = append(s.StageShapes, x.MustSize())
 		for _, t := range f {

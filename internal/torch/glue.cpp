@@ -2,6 +2,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/Context.h>
 #include <ATen/Version.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/version.h>
 #include <cstring>
 #include <string>
@@ -19,6 +20,12 @@ void dira_manual_seed(uint64_t seed) { at::manual_seed(seed); }
 // dira_torch_config returns at::show_config() (malloc'd): the build settings of
 // the libtorch loaded at run time, including its TORCH_VERSION.
 char *dira_torch_config(void) { return strdup(at::show_config().c_str()); }
+
+int dira_grad_set_enabled(int on) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(on != 0);
+  return prev ? 1 : 0;
+}
 
 // The ops below take and return gotch tensor handles (torch::Tensor*). On a
 // C++ exception they return NULL and set *err to a malloc'd message.

@@ -8,6 +8,7 @@ void dira_set_num_threads(int n);
 int dira_get_num_threads(void);
 void dira_manual_seed(uint64_t seed);
 char *dira_torch_config(void);
+int dira_grad_set_enabled(int on);
 void *dira_leaky_relu(void *x, double slope, char **err);
 #ifdef __cplusplus
 }

@@ -60,3 +60,24 @@ func LeakyReLU(x *ts.Tensor, slope float64) (*ts.Tensor, error) {
 	}
 	return ts.FromCtensor(out), nil
 }
+
+// SetGradEnabled switches autograd recording on or off for the calling OS
+// thread and returns the previous setting. gotch v0.7.0's GradSetEnabled
+// misreads the C int it gets back and always reports false, so a NoGrad block
+// built on it never turns recording back on.
+func SetGradEnabled(on bool) (prev bool) {
+	c := C.int(0)
+	if on {
+		c = 1
+	}
+	return C.dira_grad_set_enabled(c) != 0
+}
+
+// NoGrad runs fn with autograd recording off on this OS thread, restoring the
+// previous mode afterwards (also when fn panics). The caller must hold its OS
+// thread (runtime.LockOSThread): grad mode is thread-local in libtorch.
+func NoGrad(fn func()) {
+	prev := SetGradEnabled(false)
+	defer SetGradEnabled(prev)
+	fn()
+}

@@ -97,3 +97,27 @@ func TestLeakyReLU(t *testing.T) {
 		}
 	}
 }
+
+func TestNoGradRestoresRecording(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if !SetGradEnabled(true) {
+		t.Log("grad mode was off at start")
+	}
+	NoGrad(func() {
+		if SetGradEnabled(false) {
+			t.Fatal("recording on inside NoGrad")
+		}
+	})
+	if !SetGradEnabled(true) {
+		t.Fatal("NoGrad did not restore recording")
+	}
+	x := ts.MustOnes([]int64{2}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
+	defer x.MustDrop()
+	NoGrad(func() {})
+	y := x.MustMul(x, false)
+	defer y.MustDrop()
+	if !y.MustRequiresGrad() {
+		t.Fatal("ops after NoGrad are not recorded")
+	}
+}
