@@ -117,7 +117,7 @@ func (bn *BatchNorm) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 		return must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, false, bnMomentum, bnEps, false))
 	}
 	one := ts.IntScalar(1)
-	check(bn.NumBatchesTracked.AddScalar_(one))
+	check(torch.InPlace(bn.NumBatchesTracked, func() error { return bn.NumBatchesTracked.AddScalar_(one) }))
 	one.MustDrop()
 	if m.Groups <= 1 {
 		return must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, true, bnMomentum, bnEps, false))
@@ -161,7 +161,7 @@ func (l *Linear) forward(x *ts.Tensor) *ts.Tensor {
 }
 
 func relu(x *ts.Tensor) *ts.Tensor {
-	check(x.Relu_())
+	check(torch.InPlace(x, x.Relu_))
 	return x
 }
 

@@ -112,9 +112,9 @@ func (m *MoCo) MomentumUpdate(momentum float64) (err error) {
 	defer b.MustDrop()
 	torch.NoGrad(func() {
 		for _, pr := range m.pairs {
-			check(pr[1].MulScalar_(a))
+			check(torch.InPlace(pr[1], func() error { return pr[1].MulScalar_(a) }))
 			t := must(pr[0].MulScalar(b, false))
-			check(pr[1].Add_(t))
+			check(torch.InPlace(pr[1], func() error { return pr[1].Add_(t) }))
 			t.MustDrop()
 		}
 	})
@@ -136,6 +136,7 @@ func (o StepOutput) Drop() { drop(o.Logits, o.Rec, o.Keys) }
 // shuffle-BN (perm permutes the key batch before the ghost groups and is
 // undone after; nil = no shuffle), then InfoNCE logits against the queue as it
 // was before this step. It does not enqueue: call Enqueue(out.Keys) after.
+// momentum >= 1 skips the momentum update.
 func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature float64, perm []int64) (out StepOutput, err error) {
 	defer catchOp("moco forward", &err)
 	f := m.Q.UNet.Encoder.forward(imQ, mode)
@@ -150,8 +151,10 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 	qRaw.MustDrop()
 	defer q.MustDrop()
 
-	if err := m.MomentumUpdate(momentum); err != nil {
-		panic(opError{err})
+	if momentum < 1 { // m = 1 keeps the key network as it is (validation)
+		if err := m.MomentumUpdate(momentum); err != nil {
+			panic(opError{err})
+		}
 	}
 	torch.NoGrad(func() {
 		x := imK
@@ -210,7 +213,7 @@ func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
 		view.Copy_(kt)
 		drop(kt, view)
 		next := ts.IntScalar((ptr + b) % kq)
-		check(m.QueuePtr.Fill_(next))
+		check(torch.InPlace(m.QueuePtr, func() error { return m.QueuePtr.Fill_(next) }))
 		next.MustDrop()
 	})
 	return nil

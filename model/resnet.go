@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Block kinds of torchvision's ResNet.
@@ -130,10 +132,10 @@ func (b *Block) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 		d := b.DownConv.forward(x)
 		id := b.DownBn.forward(d, m)
 		d.MustDrop()
-		check(out.Add_(id))
+		check(torch.InPlace(out, func() error { return out.Add_(id) }))
 		id.MustDrop()
 	} else {
-		check(out.Add_(x))
+		check(torch.InPlace(out, func() error { return out.Add_(x) }))
 	}
 	return relu(out)
 }

@@ -81,3 +81,19 @@ func NoGrad(fn func()) {
 	defer SetGradEnabled(prev)
 	fn()
 }
+
+// InPlace runs op, an in-place gotch method on t (t.Relu_, or a closure
+// calling t.Add_(u)), and frees the C handle it replaced. gotch v0.7.0's
+// in-place methods allocate a new handle for the result and overwrite t's,
+// leaking the old one; for an activation that leak keeps the tensor and its
+// autograd graph alive for ever (measured: 72 MB per ResNet-18 U-Net step).
+func InPlace(t *ts.Tensor, op func() error) error {
+	old := ts.FromCtensor(t.Ctensor())
+	if err := op(); err != nil {
+		return err
+	}
+	if old.Ctensor() != t.Ctensor() {
+		old.MustDrop()
+	}
+	return nil
+}
