@@ -1,0 +1,171 @@
+package data
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"os"
+)
+
+// ErrFormat reports a file that is neither PNG nor JPEG.
+var ErrFormat = errors.New("not a PNG or JPEG file")
+
+var (
+	pngMagic  = []byte("\x89PNG\r\n\x1a\n")
+	jpegMagic = []byte{0xff, 0xd8, 0xff}
+)
+
+// DecodeFile reads and decodes the PNG or JPEG file at path; see Decode.
+func DecodeFile(path string) (*Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: read image: %w", err) // *PathError names the path
+	}
+	return Decode(b, path)
+}
+
+// Decode decodes a PNG or JPEG image held in b; name (usually the file path)
+// prefixes every error. The result follows PIL's Image.open(...).convert('RGB'),
+// which is how the official DiRA loader reads images:
+//
+//   - 8-bit gray, palette, RGB: the values as stored. An image whose three
+//     channels are equal everywhere is returned with one channel (C=1).
+//   - alpha (gray+alpha, RGBA, palette with transparency): the alpha channel is
+//     dropped and the stored colour kept, as convert('RGB') does; pixels are not
+//     composited onto a background.
+//   - 16-bit samples: scaled to 8 bits as round(v·255/65535). This deliberately
+//     differs from PIL, whose convert('RGB') of a 16-bit gray PNG ("I;16")
+//     clips every value above 255 to white, which destroys the image.
+//   - JPEG: decoded by Go's image/jpeg, whose IDCT and chroma upsampling are not
+//     bit-identical to libjpeg's; values may differ from PIL's by a few levels.
+func Decode(b []byte, name string) (*Image, error) {
+	var (
+		img image.Image
+		err error
+	)
+	switch {
+	case bytes.HasPrefix(b, pngMagic):
+		// The fast path covers the usual layouts; image/png decodes the rest, and
+		// also re-reads any file the fast path rejects, so a file either decoder
+		// accepts is accepted and errors come in image/png's words.
+		if m, ferr := decodePNGFast(b); ferr == nil {
+			return m, nil
+		}
+		if c, cerr := png.DecodeConfig(bytes.NewReader(b)); cerr == nil && (c.Width > maxPixels/max(c.Height, 1)) {
+			return nil, fmt.Errorf("data: decode %s: image too large (%dx%d, limit %d pixels)", name, c.Width, c.Height, maxPixels)
+		}
+		img, err = png.Decode(bytes.NewReader(b))
+	case bytes.HasPrefix(b, jpegMagic):
+		if c, cerr := jpeg.DecodeConfig(bytes.NewReader(b)); cerr == nil && (c.Width > maxPixels/max(c.Height, 1)) {
+			return nil, fmt.Errorf("data: decode %s: image too large (%dx%d, limit %d pixels)", name, c.Width, c.Height, maxPixels)
+		}
+		img, err = jpeg.Decode(bytes.NewReader(b))
+	case len(b) == 0:
+		return nil, fmt.Errorf("data: decode %s: empty file: %w", name, ErrFormat)
+	default:
+		return nil, fmt.Errorf("data: decode %s: %w", name, ErrFormat)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data: decode %s: %w", name, err)
+	}
+	m := FromImage(img)
+	if m.W == 0 || m.H == 0 {
+		return nil, fmt.Errorf("data: decode %s: empty image (%dx%d)", name, m.W, m.H)
+	}
+	return m, nil
+}
+
+// FromImage converts any image.Image to an Image with the rules of Decode.
+func FromImage(img image.Image) *Image {
+	r := img.Bounds()
+	w, h := r.Dx(), r.Dy()
+	switch src := img.(type) {
+	case *image.Gray:
+		out := NewImage(w, h, 1)
+		for y := 0; y < h; y++ {
+			copy(out.Pix[y*w:(y+1)*w], src.Pix[y*src.Stride:y*src.Stride+w])
+		}
+		return out
+	case *image.Gray16:
+		out := NewImage(w, h, 1)
+		for y := 0; y < h; y++ {
+			row := src.Pix[y*src.Stride : y*src.Stride+2*w]
+			for x := 0; x < w; x++ {
+				out.Pix[y*w+x] = to8(uint32(row[2*x])<<8 | uint32(row[2*x+1]))
+			}
+		}
+		return out
+	case *image.RGBA:
+		// Go's PNG decoder returns RGBA only for opaque images, where premultiplied
+		// and straight values coincide.
+		return squeezeGray(fromRGBA8(src.Pix, src.Stride, w, h))
+	case *image.NRGBA:
+		return squeezeGray(fromRGBA8(src.Pix, src.Stride, w, h))
+	case *image.RGBA64:
+		return squeezeGray(fromRGBA16(src.Pix, src.Stride, w, h))
+	case *image.NRGBA64:
+		return squeezeGray(fromRGBA16(src.Pix, src.Stride, w, h))
+	case *image.Paletted:
+		// Palette entries with transparency are color.NRGBA: keep their stored
+		// colour, as PIL's palette lookup does, instead of premultiplying.
+		out := NewImage(w, h, 3)
+		lut := make([][3]uint8, 256)
+		for i, c := range src.Palette {
+			n := color.NRGBAModel.Convert(c).(color.NRGBA)
+			if nc, ok := c.(color.NRGBA); ok {
+				n = nc
+			}
+			lut[i] = [3]uint8{n.R, n.G, n.B}
+		}
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				copy(out.Pix[(y*w+x)*3:], lut[src.Pix[y*src.Stride+x]][:])
+			}
+		}
+		return squeezeGray(out)
+	}
+	// YCbCr, CMYK and anything else: go through straight (non-premultiplied)
+	// 16-bit colour, which drops alpha without compositing.
+	out := NewImage(w, h, 3)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := color.NRGBA64Model.Convert(img.At(r.Min.X+x, r.Min.Y+y)).(color.NRGBA64)
+			i := (y*w + x) * 3
+			out.Pix[i], out.Pix[i+1], out.Pix[i+2] = to8(uint32(c.R)), to8(uint32(c.G)), to8(uint32(c.B))
+		}
+	}
+	return squeezeGray(out)
+}
+
+// to8 scales a 16-bit sample to 8 bits, rounding: round(v·255/65535).
+func to8(v uint32) uint8 { return uint8((v*255 + 32767) / 65535) }
+
+func fromRGBA8(pix []uint8, stride, w, h int) *Image {
+	out := NewImage(w, h, 3)
+	for y := 0; y < h; y++ {
+		row := pix[y*stride : y*stride+4*w]
+		dst := out.Pix[y*w*3 : (y+1)*w*3]
+		for x := 0; x < w; x++ {
+			dst[3*x], dst[3*x+1], dst[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+		}
+	}
+	return out
+}
+
+func fromRGBA16(pix []uint8, stride, w, h int) *Image {
+	out := NewImage(w, h, 3)
+	for y := 0; y < h; y++ {
+		row := pix[y*stride : y*stride+8*w]
+		dst := out.Pix[y*w*3 : (y+1)*w*3]
+		for x := 0; x < w; x++ {
+			for c := 0; c < 3; c++ {
+				dst[3*x+c] = to8(uint32(row[8*x+2*c])<<8 | uint32(row[8*x+2*c+1]))
+			}
+		}
+	}
+	return out
+}

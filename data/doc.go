@@ -1,0 +1,42 @@
+// Package data owns DiRA's input pipeline up to the batch tensors: list files
+// in the ChestX-ray14 format, folder and synthetic image sources, PNG/JPEG
+// decoding, the two augmented views and the restoration distortion of the
+// official code (shared/design/dira-spec.md, sections 3.1, 3.2 and 5.1), a
+// parallel prefetching Loader, and a PNG preview of what the network sees.
+//
+// It is pure Go and knows nothing of tensors' gradients or devices: a Batch
+// holds flat float32 slices ([N,3,H,W] views, [N,1,H,W] target) that the
+// training stages copy into tensors.
+//
+// # Fidelity
+//
+// The official code augments PIL images with torchvision 0.14. This package
+// works like PIL, on 8-bit images, rounding where PIL rounds: the bilinear
+// resize of RandomResizedCrop (PIL's antialiased separable filter in 22-bit
+// fixed point), the ImageEnhance blends behind ColorJitter, PIL's 8-bit HSV
+// round trip for hue, and PIL's GaussianBlur (three extended-box passes per
+// axis). testdata/golden holds torchvision/PIL outputs for fixed parameters
+// (made by testdata/gen_golden.py); the test requires agreement within 1/255,
+// and currently all cases agree exactly. Random draws come from math/rand/v2
+// PCG streams, so they follow the same distributions as torch's but not the
+// same sequence.
+//
+// Two known bugs of the official code are reproduced by default and can be
+// switched off: the restoration target is not flipped with view 1
+// (augment.flip_target), and the patch-swap overlap test always passes
+// (augment.swap_reject_overlap).
+//
+// # Determinism
+//
+// Every sample draws from its own stream, seeded by (seed, epoch, source index)
+// (SampleRNG), and an epoch's order is a permutation drawn from (seed, epoch)
+// (Order). Workers may finish in any order; the Loader reassembles samples in
+// epoch order, so batches are identical for a given seed whatever the number of
+// workers.
+//
+// # Not here
+//
+// Tensors, devices and normalisation belong to the training stages (DiRA feeds
+// [0,1] values without normalisation); YAML parsing belongs to pipeline and
+// cmd/dira, which fill Config.
+package data

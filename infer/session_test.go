@@ -1,0 +1,119 @@
+package infer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// startRuntime starts ONNX Runtime for one test.
+func startRuntime(t *testing.T) {
+	t.Helper()
+	lib, err := FindLibrary("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Start(lib); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Stop() })
+}
+
+// testdata/tiny.onnx comes from testdata/gen_tiny.py: x [N,3] -> relu, double.
+func TestSessionRunsTinyModel(t *testing.T) {
+	startRuntime(t)
+	s, err := NewSession("testdata/tiny.onnx", SessionOptions{Device: "cpu", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.InputNames(); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("inputs %v, want [x]", got)
+	}
+	if got := s.OutputNames(); !slices.Equal(got, []string{"relu", "double"}) {
+		t.Errorf("outputs %v, want [relu double]", got)
+	}
+	for _, n := range []int64{1, 2} { // the batch dimension is dynamic
+		x := Tensor{Shape: []int64{n, 3}, Data: []float32{-1, 0, 2, 3, -4, 5}[:3*n]}
+		out, err := s.Run(map[string]Tensor{"x": x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRelu := []float32{0, 0, 2, 3, 0, 5}[:3*n]
+		wantDouble := []float32{-2, 0, 4, 6, -8, 10}[:3*n]
+		if r := out["relu"]; !slices.Equal(r.Data, wantRelu) || !slices.Equal(r.Shape, []int64{n, 3}) {
+			t.Errorf("batch %d: relu = %v %v, want %v", n, r.Shape, r.Data, wantRelu)
+		}
+		if d := out["double"]; !slices.Equal(d.Data, wantDouble) {
+			t.Errorf("batch %d: double = %v, want %v", n, d.Data, wantDouble)
+		}
+	}
+}
+
+func TestSessionErrors(t *testing.T) {
+	startRuntime(t)
+	dir := t.TempDir()
+	tiny, err := os.ReadFile("testdata/tiny.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.onnx")
+	if err := os.WriteFile(truncated, tiny[:len(tiny)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.onnx")
+	if err := os.WriteFile(garbage, []byte("this is not a protobuf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path string
+		opts       SessionOptions
+		want       string
+	}{
+		{"missing", filepath.Join(dir, "nope.onnx"), SessionOptions{}, "nope.onnx"},
+		{"truncated", truncated, SessionOptions{}, truncated},
+		{"garbage", garbage, SessionOptions{}, garbage},
+		{"cuda_not_yet", "testdata/tiny.onnx", SessionOptions{Device: "cuda"}, "not supported yet"},
+		{"unknown_device", "testdata/tiny.onnx", SessionOptions{Device: "tpu"}, "unknown device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewSession(tc.path, tc.opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+
+	s, err := NewSession("testdata/tiny.onnx", SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   map[string]Tensor
+		want string
+	}{
+		{"no_input", map[string]Tensor{}, `no value for input "x"`},
+		{"short_data", map[string]Tensor{"x": {Shape: []int64{2, 3}, Data: make([]float32, 5)}}, "needs 6 values"},
+		{"extra_input", map[string]Tensor{"x": {Shape: []int64{1, 3}, Data: make([]float32, 3)}, "y": {}}, `no input "y"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Run(tc.in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(nil); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("run after close: %v", err)
+	}
+}

@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeConfig writes a YAML config into a temp folder and returns its path.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cfg.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodConfig = `
+run: {name: t, threads: 1}
+data: {source: synthetic, image_size: 64}
+model: {arch: resnet18}
+moco: {queue_size: 64}
+stages:
+  - name: warmup
+    epochs: 1
+    batch_size: 8
+  - name: adversarial
+    epochs: 1
+    batch_size: 8
+`
+
+func TestValidConfigs(t *testing.T) {
+	cfg, err := Load(writeConfig(t, goodConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("good config rejected: %v", err)
+	}
+	// Stage defaults fill what the file leaves out.
+	if got := cfg.Stages[1].Optimizer.LR; got != 0.03 {
+		t.Errorf("stages[1].optimizer.lr = %v, want the default 0.03", got)
+	}
+	if got := cfg.Stages[1].InitFrom; got != "last" {
+		t.Errorf("stages[1].init_from = %q, want last", got)
+	}
+	if cfg.Model.Arch != "resnet18" || cfg.MoCo.Momentum != 0.999 {
+		t.Errorf("file values or defaults lost: %+v %+v", cfg.Model, cfg.MoCo)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		sets []string
+		want []string // each must appear in the error
+		load bool     // the problem is found by Load (keys) rather than Validate
+	}{
+		{name: "unknown_key", yaml: goodConfig + "lossess: {mse_weight: 1}\n", load: true,
+			want: []string{"lossess: unknown key", "line 13", `did you mean "losses"`}},
+		{name: "unknown_nested_key", yaml: strings.Replace(goodConfig, "epochs: 1\n    batch_size: 8\n  - name: adv", "epochs: 1\n    batchsize: 8\n  - name: adv", 1), load: true,
+			want: []string{"stages[0].batchsize: unknown key"}},
+		{name: "negative_lr", yaml: goodConfig, sets: []string{"stages[1].optimizer.lr=-0.1"},
+			want: []string{"stages[1].optimizer.lr: must be > 0, got -0.1"}},
+		{name: "queue_not_multiple", yaml: goodConfig, sets: []string{"moco.queue_size=100"},
+			want: []string{"moco.queue_size: must be a multiple of stages[0].batch_size (8), got 100"}},
+		{name: "missing_data_folder", yaml: goodConfig, sets: []string{"data.source=folder", "data.root=/nonexistent/xray"},
+			want: []string{"data.root", "/nonexistent/xray"}},
+		{name: "all_at_once", yaml: goodConfig + "typo: 1\n", load: true,
+			sets: []string{"stages[1].optimizer.lr=-0.1"},
+			want: []string{"typo: unknown key"}},
+		{name: "bad_arch", yaml: goodConfig, sets: []string{"model.arch=resnet51"},
+			want: []string{`model.arch: must be one of`, `"resnet51"`}},
+		{name: "zero_threads", yaml: goodConfig, sets: []string{"run.threads=0"},
+			want: []string{"run.threads: must be >= 1, got 0"}},
+		{name: "unknown_stage", yaml: goodConfig, sets: []string{"stages[0].name=pretrain"},
+			want: []string{`stages[0].name: must be one of`}},
+		{name: "batch_vs_ghost_groups", yaml: goodConfig, sets: []string{"stages[0].batch_size=6", "moco.queue_size=48"},
+			want: []string{"stages[0].batch_size: must be a multiple of moco.ghost_bn_groups (4), got 6"}},
+		{name: "bad_schedule", yaml: goodConfig, sets: []string{"stages[0].optimizer.schedule=linear"},
+			want: []string{"stages[0].optimizer.schedule: must be cosine, step or constant"}},
+		{name: "export_from_missing", yaml: goodConfig + "  - name: export\n    from: moco\n",
+			want: []string{"stages[2].from: must name a training stage listed before it"}},
+		{name: "set_unknown_key", yaml: goodConfig, sets: []string{"model.depth=3"}, load: true,
+			want: []string{"--set model.depth=3", "model.depth: unknown key"}},
+		{name: "set_out_of_range", yaml: goodConfig, sets: []string{"stages[5].epochs=3"}, load: true,
+			want: []string{"stages[5]", "has 2 elements"}},
+		{name: "bad_type", yaml: goodConfig, sets: []string{"run.threads=many"}, load: true,
+			want: []string{"run.threads"}},
+		{name: "yaml_syntax", yaml: "run: {name: [\n", load: true,
+			want: []string{"cfg.yaml", "line"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(writeConfig(t, tc.yaml), tc.sets)
+			if tc.load {
+				if err == nil {
+					t.Fatal("Load accepted the config")
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				err = cfg.Validate()
+				if err == nil {
+					t.Fatal("Validate accepted the config")
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestValidateReportsEveryProblem: four problems, four lines, one per YAML path.
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg, err := Load(writeConfig(t, goodConfig), []string{
+		"stages[0].optimizer.lr=-0.1", "moco.queue_size=100", "data.source=folder",
+		"data.root=/nonexistent/xray", "run.threads=0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := cfg.Problems()
+	paths := map[string]bool{}
+	for _, p := range probs {
+		path, _, _ := strings.Cut(p.Error(), ":")
+		paths[path] = true
+	}
+	for _, want := range []string{"stages[0].optimizer.lr", "moco.queue_size", "data.root", "run.threads"} {
+		if !paths[want] {
+			t.Errorf("no problem reported for %s; got %v", want, probs)
+		}
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	t.Setenv("DIRA_RUN_SEED", "77")
+	t.Setenv("DIRA_MOCO_TEMPERATURE", "0.07")
+	cfg, err := Load(writeConfig(t, goodConfig), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Run.Seed != 77 || cfg.MoCo.Temperature != 0.07 {
+		t.Fatalf("env overrides not applied: seed %d, temperature %g", cfg.Run.Seed, cfg.MoCo.Temperature)
+	}
+	// --set wins over the environment.
+	cfg, err = Load(writeConfig(t, goodConfig), []string{"run.seed=5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Run.Seed != 5 {
+		t.Fatalf("--set run.seed=5 gave %d", cfg.Run.Seed)
+	}
+}
+
+func TestDefaultsYAMLRoundTrips(t *testing.T) {
+	b, err := DefaultsYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, line := range strings.Split(text, "\n") {
+		l := strings.TrimSpace(line)
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "- name:") {
+			continue
+		}
+		if strings.HasSuffix(l, ":") {
+			continue // a mapping whose comment is the line above
+		}
+		if !strings.Contains(l, " # ") {
+			t.Errorf("key without a comment: %q", line)
+		}
+	}
+	// The printed defaults load back as a valid config.
+	cfg, err := Load(writeConfig(t, text), nil)
+	if err != nil {
+		t.Fatalf("defaults do not load back: %v", err)
+	}
+	if len(cfg.Stages) != len(StageKinds) {
+		t.Fatalf("defaults list %d stages, want %d", len(cfg.Stages), len(StageKinds))
+	}
+}

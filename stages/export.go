@@ -1,0 +1,246 @@
+package stages
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"dira/export"
+	"dira/infer"
+	"dira/internal/atomicfile"
+	"dira/model"
+	"dira/pipeline"
+)
+
+// Export is the export stage: from a training stage's checkpoint it writes
+// encoder.onnx, unet.onnx, encoder.pth and unet.pth into <run>/export/, after
+// checking both ONNX files in ONNX Runtime against the Go forward pass.
+type Export struct {
+	cfg   pipeline.Config
+	stage pipeline.StageConfig
+	// ORTLib is the ONNX Runtime library ("" = infer.FindLibrary's search).
+	ORTLib string
+}
+
+// NewExport returns the export stage of a config.
+func NewExport(cfg pipeline.Config, stage pipeline.StageConfig) *Export {
+	return &Export{cfg: cfg, stage: stage}
+}
+
+// Name is "export".
+func (e *Export) Name() string { return e.stage.Name }
+
+// Run exports the configured checkpoint of the configured stage.
+func (e *Export) Run(ctx context.Context, r *pipeline.Run) error {
+	ckpt := filepath.Join(r.Dir, e.stage.From, e.stage.Checkpoint+".ckpt")
+	out := r.StageDir(e.stage.Name)
+	rep, err := ExportCheckpoint(ckpt, out, ExportOptions{Tolerance: e.stage.Tolerance, ORTLib: e.ORTLib, Log: r.Log})
+	if err != nil {
+		return err
+	}
+	for _, f := range rep.Files {
+		if err := r.RecordArtifact(e.stage.Name, filepath.Join(out, f)); err != nil {
+			return err
+		}
+	}
+	return r.RecordArtifact(e.stage.Name, filepath.Join(out, "export-report.json"))
+}
+
+// ExportOptions tunes ExportCheckpoint.
+type ExportOptions struct {
+	Tolerance float64   // max abs ORT-vs-Go difference accepted (0 = export.Tolerance)
+	ORTLib    string    // ONNX Runtime library path ("" = search)
+	Log       io.Writer // progress lines (nil = none)
+}
+
+// ExportReport is export-report.json.
+type ExportReport struct {
+	Checkpoint   string         `json:"checkpoint"`
+	Stage        string         `json:"stage"`
+	Epoch        int            `json:"epoch"`
+	ConfigSHA256 string         `json:"config_sha256"`
+	InputSize    int            `json:"input_size"`
+	Tolerance    float64        `json:"tolerance"`
+	Checks       []export.Check `json:"checks"`
+	Passed       bool           `json:"passed"`
+	Files        []string       `json:"files"`
+	Note         string         `json:"note,omitempty"`
+}
+
+// ExportCheckpoint reads a training checkpoint and writes the artifacts into
+// outDir. Everything is built and checked in a temporary folder first: a
+// corrupt checkpoint or a failed check leaves outDir without artifacts (a
+// failed check still writes export-report.json there, with passed: false).
+func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportReport, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	tol := opts.Tolerance
+	if tol <= 0 {
+		tol = export.Tolerance
+	}
+	ck, err := LoadCheckpoint(ckptPath)
+	if err != nil {
+		return rep, err
+	}
+	cfg, err := pipeline.Parse(ckptPath+" (embedded config)", []byte(ck.Meta.Config), nil)
+	if err != nil {
+		return rep, err
+	}
+	sum := sha256.Sum256([]byte(ck.Meta.Config))
+	rep = ExportReport{Checkpoint: ckptPath, Stage: ck.Meta.Stage, Epoch: ck.Meta.Epoch, ConfigSHA256: hex.EncodeToString(sum[:]),
+		InputSize: cfg.Data.ImageSize, Tolerance: tol}
+
+	u, ps, err := model.NewUNet(cfg.Model, cfg.Run.Seed)
+	if err != nil {
+		return rep, err
+	}
+	defer ps.Drop()
+	withDecoder, err := loadUNet(ck, ps)
+	if err != nil {
+		return rep, err
+	}
+
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(outDir)), ".export-tmp-")
+	if err != nil {
+		return rep, fmt.Errorf("export: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	sd, err := export.FromParams(ps, "")
+	if err != nil {
+		return rep, err
+	}
+	eo := export.Options{Height: cfg.Data.ImageSize, Width: cfg.Data.ImageSize, Stage: ck.Meta.Stage, Epoch: ck.Meta.Epoch, ConfigHash: rep.ConfigSHA256}
+	type artifact struct {
+		name  string
+		write func(io.Writer) error
+	}
+	arts := []artifact{
+		{"encoder.onnx", func(w io.Writer) error { return export.WriteEncoder(w, u, eo) }},
+		{"encoder.pth", func(w io.Writer) error {
+			enc, err := sd.Encoder()
+			if err != nil {
+				return err
+			}
+			return export.WritePTH(w, enc)
+		}},
+	}
+	if withDecoder {
+		arts = append(arts,
+			artifact{"unet.onnx", func(w io.Writer) error { return export.WriteUNet(w, u, eo) }},
+			artifact{"unet.pth", func(w io.Writer) error {
+				un, err := sd.UNet()
+				if err != nil {
+					return err
+				}
+				return export.WritePTH(w, un)
+			}})
+	} else {
+		rep.Note = "the checkpoint has no decoder (mode di / moco stage): only the encoder is exported"
+	}
+	for _, a := range arts {
+		if err := atomicfile.Write(filepath.Join(tmp, a.name), 0o644, a.write); err != nil {
+			return rep, fmt.Errorf("export %s: %w", a.name, err)
+		}
+		rep.Files = append(rep.Files, a.name)
+	}
+
+	lib, err := infer.FindLibrary(opts.ORTLib, "")
+	if err != nil {
+		return rep, err
+	}
+	if err := infer.Start(lib); err != nil {
+		return rep, err
+	}
+	defer infer.Stop()
+	x := export.RandomInput(2, cfg.Data.ImageSize, cfg.Data.ImageSize, cfg.Run.Seed)
+	rep.Passed = true
+	for _, k := range []export.Kind{export.KindEncoder, export.KindUNet} {
+		if k == export.KindUNet && !withDecoder {
+			continue
+		}
+		c, err := export.Verify(filepath.Join(tmp, string(k)+".onnx"), u, k, x, infer.SessionOptions{Device: "cpu", Threads: cfg.Run.Threads})
+		if err != nil {
+			return rep, err
+		}
+		c.File = string(k) + ".onnx"
+		rep.Checks = append(rep.Checks, c)
+		fmt.Fprintf(log, "export: %s: ONNX Runtime vs Go max |diff| %.3g (tolerance %g)\n", c.File, c.MaxAbsDiff, tol)
+		if !(c.MaxAbsDiff <= tol) || math.IsNaN(c.MaxAbsDiff) {
+			rep.Passed = false
+		}
+	}
+
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return rep, fmt.Errorf("export: %w", err)
+	}
+	if !rep.Passed {
+		files := rep.Files
+		rep.Files = nil
+		if werr := writeReport(outDir, rep); werr != nil {
+			return rep, werr
+		}
+		return rep, fmt.Errorf("export %s: ONNX Runtime and the Go forward differ by more than %g; %v not written (see %s)",
+			ckptPath, tol, files, filepath.Join(outDir, "export-report.json"))
+	}
+	for _, f := range rep.Files {
+		if err := os.Rename(filepath.Join(tmp, f), filepath.Join(outDir, f)); err != nil {
+			return rep, fmt.Errorf("export: %w", err)
+		}
+	}
+	return rep, writeReport(outDir, rep)
+}
+
+func writeReport(dir string, rep ExportReport) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, "export-report.json"), append(b, '\n'), 0o644)
+}
+
+// loadUNet fills a standalone U-Net's parameters from a training checkpoint's
+// query network (model/encoder_q.backbone.*). A moco-stage checkpoint (mode
+// di) has only the encoder, under model/encoder_q.*: then the decoder keeps
+// its initial weights and withDecoder is false.
+func loadUNet(ck *Checkpoint, ps *model.Params) (withDecoder bool, err error) {
+	_, full := ck.Tensors[groupModel+"encoder_q.backbone.encoder.conv1.weight"]
+	var problems []string
+	for _, p := range ps.List() {
+		var src string
+		switch {
+		case full:
+			src = groupModel + "encoder_q.backbone." + p.Name
+		case strings.HasPrefix(p.Name, "encoder."):
+			src = groupModel + "encoder_q." + strings.TrimPrefix(p.Name, "encoder.")
+		default:
+			continue // mode di: no decoder or head in the checkpoint
+		}
+		a, ok := ck.Tensors[src]
+		if !ok {
+			problems = append(problems, "missing "+strings.TrimPrefix(src, groupModel))
+			continue
+		}
+		if err := ps.SetData(p.Name, shape64(a.Shape), a.Float32()); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		if len(problems) > 10 {
+			problems = append(problems[:10], fmt.Sprintf("and %d more", len(problems)-10))
+		}
+		return false, fmt.Errorf("checkpoint %s does not hold the configured U-Net: %s", ck.Path, strings.Join(problems, "; "))
+	}
+	return full, nil
+}

@@ -1,0 +1,172 @@
+package stages
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
+)
+
+// SGD is torch.optim.SGD(params, lr, momentum, weight_decay) with dampening 0
+// and no Nesterov, written on tensors so its state (the momentum buffers) can
+// be checkpointed and resumed exactly: gotch exposes libtorch's optimisers
+// but not their state.
+//
+//	d = grad + weight_decay * p
+//	buf = d                      on the first step
+//	buf = momentum * buf + d     after
+//	p  -= lr * buf
+type SGD struct {
+	Params      []*ts.Tensor
+	LR          float64
+	Momentum    float64
+	WeightDecay float64
+	Bufs        []*ts.Tensor // nil until the first step
+}
+
+// Step applies one update from the parameters' gradients; parameters without a
+// gradient are skipped, as in PyTorch.
+func (o *SGD) Step() (err error) {
+	defer catchTorch("sgd step", &err)
+	if o.Bufs == nil {
+		o.Bufs = make([]*ts.Tensor, len(o.Params))
+	}
+	lr := ts.FloatScalar(-o.LR)
+	defer lr.MustDrop()
+	wd := ts.FloatScalar(o.WeightDecay)
+	defer wd.MustDrop()
+	mom := ts.FloatScalar(o.Momentum)
+	defer mom.MustDrop()
+	torch.NoGrad(func() {
+		for i, p := range o.Params {
+			g := p.MustGrad(false)
+			if !g.MustDefined() {
+				g.MustDrop()
+				continue
+			}
+			d := g
+			if o.WeightDecay != 0 {
+				d = must(p.MulScalar(wd, false))
+				check(torch.InPlace(d, func() error { return d.Add_(g) }))
+				g.MustDrop()
+			}
+			if o.Momentum != 0 {
+				if o.Bufs[i] == nil {
+					o.Bufs[i] = clone(d)
+				} else {
+					check(torch.InPlace(o.Bufs[i], func() error { return o.Bufs[i].MulScalar_(mom) }))
+					check(torch.InPlace(o.Bufs[i], func() error { return o.Bufs[i].Add_(d) }))
+				}
+				d.MustDrop()
+				d = must(o.Bufs[i].ShallowClone())
+			}
+			upd := must(d.MulScalar(lr, true))
+			check(torch.InPlace(p, func() error { return p.Add_(upd) }))
+			upd.MustDrop()
+		}
+	})
+	return nil
+}
+
+// ZeroGrad fills the gradients with zeros, as PyTorch 1.13's zero_grad()
+// (gotch's Tensor.ZeroGrad leaks a handle per call).
+func ZeroGrad(params []*ts.Tensor) {
+	for _, p := range params {
+		g := p.MustGrad(false)
+		if g.MustDefined() {
+			check(torch.InPlace(g, g.Zero_))
+		}
+		g.MustDrop()
+	}
+}
+
+// Adam is torch.optim.Adam(params, lr, betas, eps=1e-8, weight_decay=0,
+// amsgrad=False), single-tensor algorithm of PyTorch 1.13:
+//
+//	m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+//	p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+type Adam struct {
+	Params       []*ts.Tensor
+	LR           float64
+	Beta1, Beta2 float64
+	Eps          float64
+	Steps        int64
+	M, V         []*ts.Tensor // nil until the first step
+}
+
+// Step applies one Adam update.
+func (o *Adam) Step() (err error) {
+	defer catchTorch("adam step", &err)
+	if o.M == nil {
+		o.M = make([]*ts.Tensor, len(o.Params))
+		o.V = make([]*ts.Tensor, len(o.Params))
+		for i, p := range o.Params {
+			o.M[i] = must(p.ZerosLike(false))
+			o.V[i] = must(p.ZerosLike(false))
+		}
+	}
+	o.Steps++
+	bc1 := 1 - math.Pow(o.Beta1, float64(o.Steps))
+	bc2 := 1 - math.Pow(o.Beta2, float64(o.Steps))
+	b1, omb1 := ts.FloatScalar(o.Beta1), ts.FloatScalar(1-o.Beta1)
+	b2, omb2 := ts.FloatScalar(o.Beta2), ts.FloatScalar(1-o.Beta2)
+	invSqrtBC2 := ts.FloatScalar(1 / math.Sqrt(bc2))
+	eps := ts.FloatScalar(o.Eps)
+	step := ts.FloatScalar(-o.LR / bc1)
+	defer func() {
+		for _, s := range []*ts.Scalar{b1, omb1, b2, omb2, invSqrtBC2, eps, step} {
+			s.MustDrop()
+		}
+	}()
+	torch.NoGrad(func() {
+		for i, p := range o.Params {
+			g := p.MustGrad(false)
+			if !g.MustDefined() {
+				g.MustDrop()
+				continue
+			}
+			check(torch.InPlace(o.M[i], func() error { return o.M[i].MulScalar_(b1) }))
+			gs := must(g.MulScalar(omb1, false))
+			check(torch.InPlace(o.M[i], func() error { return o.M[i].Add_(gs) }))
+			gs.MustDrop()
+			check(torch.InPlace(o.V[i], func() error { return o.V[i].MulScalar_(b2) }))
+			gg := must(g.Mul(g, false))
+			check(torch.InPlace(gg, func() error { return gg.MulScalar_(omb2) }))
+			check(torch.InPlace(o.V[i], func() error { return o.V[i].Add_(gg) }))
+			gg.MustDrop()
+			g.MustDrop()
+			denom := must(o.V[i].Sqrt(false))
+			check(torch.InPlace(denom, func() error { return denom.MulScalar_(invSqrtBC2) }))
+			check(torch.InPlace(denom, func() error { return denom.AddScalar_(eps) }))
+			upd := must(o.M[i].Div(denom, false))
+			denom.MustDrop()
+			check(torch.InPlace(upd, func() error { return upd.MulScalar_(step) }))
+			check(torch.InPlace(p, func() error { return p.Add_(upd) }))
+			upd.MustDrop()
+		}
+	})
+	return nil
+}
+
+// LR returns the generator learning rate of an epoch (0-based) out of
+// epochs, as the official adjust_learning_rate: cosine
+// lr*0.5*(1+cos(pi*e/E)) with --cos, else x0.1 at each milestone passed.
+func LR(base float64, schedule string, milestones []int, epoch, epochs int) float64 {
+	switch schedule {
+	case "cosine":
+		return base * 0.5 * (1 + math.Cos(math.Pi*float64(epoch)/float64(epochs)))
+	case "step":
+		lr := base
+		for _, m := range milestones {
+			if epoch >= m {
+				lr *= 0.1
+			}
+		}
+		return lr
+	case "constant":
+		return base
+	}
+	panic(fmt.Sprintf("stages: unknown schedule %q", schedule))
+}

@@ -1,0 +1,196 @@
+package stages
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sugarme/gotch/ts"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+
+	"dira/internal/atomicfile"
+	"dira/model"
+)
+
+// writePlots redraws <stage>/loss.png from metrics.jsonl: every logged
+// training loss term per step, and the validation loss at each epoch end.
+func (tr *trainer) writePlots(epoch int) error {
+	f, err := os.Open(filepath.Join(tr.dir, "metrics.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	series := map[string]plotter.XYs{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue
+		}
+		step, _ := rec["step"].(float64)
+		switch rec["kind"] {
+		case "step":
+			for _, k := range []string{"loss", "nce", "mse", "adv_g", "d_loss"} {
+				if v, ok := rec[k].(float64); ok && v > 0 {
+					series[k] = append(series[k], plotter.XY{X: step, Y: v})
+				}
+			}
+		case "epoch":
+			if v, ok := rec["val_loss"].(float64); ok && v > 0 {
+				series["val_loss"] = append(series["val_loss"], plotter.XY{X: step, Y: v})
+			}
+		}
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%s: losses up to epoch %d", tr.stage.Name, epoch+1)
+	p.X.Label.Text = "step"
+	p.Y.Label.Text = "loss (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	names := make([]string, 0, len(series))
+	for k := range series {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var args []any
+	for _, k := range names {
+		args = append(args, k, series[k])
+	}
+	if len(args) > 0 {
+		if err := plotutil.AddLinePoints(p, args...); err != nil {
+			return err
+		}
+	}
+	wt, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(tr.dir, "loss.png")
+	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := wt.WriteTo(w); return err }); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeSamples writes samples/epoch_NNN.png: for up to 4 validation images a
+// row of input (view 1 as the network sees it) | restoration | target, so a
+// person can watch restoration improve.
+func (tr *trainer) writeSamples(epoch int, q, rec, target *ts.Tensor) error {
+	sz := q.MustSize()
+	n, h, w := int(min(sz[0], 4)), int(sz[2]), int(sz[3])
+	qv, rv, tv := model.Values(q), model.Values(rec), model.Values(target)
+	const gap = 2
+	img := image.NewGray(image.Rect(0, 0, 3*w+2*gap, n*h+(n-1)*gap))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	put := func(vals []float32, planeOff, col, row int) {
+		for y := range h {
+			for x := range w {
+				v := vals[planeOff+y*w+x]
+				img.SetGray(col*(w+gap)+x, row*(h+gap)+y, color.Gray{Y: uint8(math.Round(float64(clamp01(v)) * 255))})
+			}
+		}
+	}
+	for i := range n {
+		put(qv, i*3*h*w, 0, i) // channel 0 of the 3 identical gray channels
+		put(rv, i*h*w, 1, i)
+		put(tv, i*h*w, 2, i)
+	}
+	dir := filepath.Join(tr.dir, "samples")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, fmt.Sprintf("epoch_%03d.png", epoch+1)), 0o644, func(wr io.Writer) error {
+		return png.Encode(wr, img)
+	})
+}
+
+func clamp01(v float32) float32 { return max(0, min(1, v)) }
+
+// progress reports training: a bar redrawn in place on a terminal, plain
+// lines otherwise (one per epoch and every few seconds).
+type progress struct {
+	w          io.Writer
+	tty        bool
+	stage      string
+	epochs     int
+	steps      int
+	start      time.Time
+	lastLine   time.Time
+	stepsSoFar int
+}
+
+func newProgress(w io.Writer, stage string, epochs, steps int) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			tty = st.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return &progress{w: w, tty: tty, stage: stage, epochs: epochs, steps: steps, start: time.Now()}
+}
+
+func formatLosses(l map[string]float64) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%.4g", k, l[k])
+	}
+	return b.String()
+}
+
+func (p *progress) step(epoch, batch int, imgPerS float64, losses map[string]float64) {
+	p.stepsSoFar++
+	total := p.epochs * p.steps
+	done := epoch*p.steps + batch
+	eta := time.Duration(0)
+	if p.stepsSoFar > 0 {
+		per := time.Since(p.start) / time.Duration(p.stepsSoFar)
+		eta = per * time.Duration(total-done)
+	}
+	line := fmt.Sprintf("%s epoch %d/%d step %d/%d %.1f img/s ETA %s%s", p.stage, epoch+1, p.epochs, batch, p.steps, imgPerS, eta.Round(time.Second), formatLosses(losses))
+	if p.tty {
+		const width = 20
+		filled := width * done / max(total, 1)
+		fmt.Fprintf(p.w, "\r[%s%s] %s\x1b[K", strings.Repeat("#", filled), strings.Repeat(".", width-filled), line)
+		return
+	}
+	if time.Since(p.lastLine) >= 10*time.Second {
+		fmt.Fprintln(p.w, line)
+		p.lastLine = time.Now()
+	}
+}
+
+func (p *progress) epoch(epoch int, pt epochPoint) {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+	val := "no validation set"
+	if !math.IsNaN(pt.ValLoss) {
+		val = fmt.Sprintf("val loss %.4g", pt.ValLoss)
+	}
+	fmt.Fprintf(p.w, "%s epoch %d/%d done: train%s, %s\n", p.stage, epoch+1, p.epochs, formatLosses(pt.TrainLoss), val)
+}
+
+func (p *progress) done() {
+	fmt.Fprintf(p.w, "%s: finished in %s\n", p.stage, time.Since(p.start).Round(time.Second))
+}
