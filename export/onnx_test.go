@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 // TestFoldBN: Conv then eval-mode BatchNorm in libtorch equals one Conv with
 // foldBN's weights and bias, with and without a conv bias.
 func TestFoldBN(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	const out, in, k = 4, 3, 3
 	x := RandomInput(2, 8, 8, 1) // [2,3,8,8]
 	w := RandomInput(out, k, k, 2).Data[:out*in*k*k]
@@ -59,6 +61,7 @@ func TestFoldBN(t *testing.T) {
 // TestRuntimeMatchesGo is the export round trip: each ONNX file in ONNX
 // Runtime against the Go forward (eval mode) on the same batch.
 func TestRuntimeMatchesGo(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
 			e := fixture(t, c)
@@ -102,6 +105,7 @@ func encoderChannels(t *testing.T, arch string) int64 {
 // shape inference) accepts both files; they declare IR 8, opset 17, the
 // named dynamic-batch input/output and the metadata.
 func TestCheckerAccepts(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
 			e := fixture(t, c)
@@ -157,6 +161,7 @@ func TestCheckerAccepts(t *testing.T) {
 // TestResizeAttributes: the U-Net's upsampling is written as torch 1.13's
 // exporter writes F.interpolate(scale_factor=2, mode="nearest").
 func TestResizeAttributes(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	e := fixture(t, small)
 	b, err := os.ReadFile(e.unetONNX)
 	if err != nil {
@@ -199,6 +204,7 @@ func TestResizeAttributes(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	e := fixture(t, small)
 	for _, tc := range []struct {
 		name string
@@ -228,6 +234,7 @@ func TestOptionsErrors(t *testing.T) {
 // TestVerifyNamesBadFile: a truncated or missing ONNX file is an error that
 // names it.
 func TestVerifyNamesBadFile(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	e := fixture(t, small)
 	b, err := os.ReadFile(e.encoderONNX)
 	if err != nil {

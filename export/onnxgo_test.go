@@ -2,6 +2,7 @@ package export
 
 import (
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 // about 100x slower than ONNX Runtime (ResNet-50 at 224x224, batch 2: about
 // 13 s on 2 cores), so -short runs the small network only.
 func TestOnnxGoRunsEncoder(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
 			if testing.Short() && c.name != small.name {

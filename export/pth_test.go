@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 // stored, with data on 64-byte boundaries; torch.load gives back an
 // OrderedDict with the same names, dtypes, shapes (0-d included) and values.
 func TestWritePTHLayout(t *testing.T) {
+	runtime.LockOSThread()        // gotch: grad mode and the error slot are per OS thread
 	big := make([]float32, 70000) // a dimension that needs a 4-byte pickle int
 	for i := range big {
 		big[i] = float32(i) / 7
@@ -106,6 +108,7 @@ func TestWritePTHLayout(t *testing.T) {
 }
 
 func TestWritePTHRejectsShortData(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	var buf bytes.Buffer
 	err := WritePTH(&buf, StateDict{{Name: "w", Shape: []int64{2, 2}, F32: []float32{1, 2, 3}}})
 	if err == nil || !strings.Contains(err.Error(), "w: shape [2 2] needs 4 values, has 3") {
@@ -123,6 +126,7 @@ func TestWritePTHRejectsShortData(t *testing.T) {
 // Unet missing exactly the head it removes, and the full unet.pth in that
 // Unet gives unet.onnx's mask.
 func TestREADMESnippets(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
 			e := fixture(t, c)

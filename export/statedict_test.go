@@ -1,6 +1,7 @@
 package export
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ func names(ns ...string) StateDict {
 // TestKeyRules: the README snippets' stripping (spec 2.4) on the layouts
 // DiRA files come in.
 func TestKeyRules(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	smp := []string{
 		"encoder.conv1.weight", "encoder.bn1.num_batches_tracked",
 		"encoder.layer1.0.downsample.1.running_mean",
@@ -84,6 +86,7 @@ func check(t *testing.T, what string, got StateDict, err error, want []string, w
 // the training model's query U-Net (encoder_q.backbone.*) gives the same
 // names, shapes and dtypes once its prefix is stripped.
 func TestFromParams(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	cfg := smallConfig()
 	_, ups, err := model.NewUNet(cfg, 3)
 	if err != nil {

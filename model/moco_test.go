@@ -2,6 +2,7 @@ package model
 
 import (
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 // queue as the PyTorch reference, and compares logits, loss, restoration, the
 // momentum-updated key weights, and the queue and pointer after the enqueue.
 func TestMoCoStepMatchesPyTorch(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := reference(t, "moco")
 	weights := readNPZ(t, filepath.Join(dir, "weights.npz"))
 	in := readNPZ(t, filepath.Join(dir, "input.npz"))
@@ -73,6 +75,7 @@ func TestMoCoStepMatchesPyTorch(t *testing.T) {
 // TestMoCoShuffleIsUndone: with one ghost group a key permutation must not
 // change the keys (shuffle-BN permutes, normalises, un-permutes).
 func TestMoCoShuffleIsUndone(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	cfg := DefaultConfig()
 	cfg.Arch = "resnet18"
 	m, err := NewMoCo(cfg, 16, false, 3)

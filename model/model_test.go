@@ -150,6 +150,7 @@ func readLines(t *testing.T, path string) []string {
 }
 
 func TestKeysMatchPyTorch(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	if *update {
 		cmd := exec.Command("/usr/bin/python3", "testdata/reference.py", "keys", "testdata")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -195,6 +196,7 @@ func TestKeysMatchPyTorch(t *testing.T) {
 }
 
 func TestParameterCounts(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	cfg := DefaultConfig()
 	s, err := Summarize(cfg, 224, 1)
 	if err != nil {

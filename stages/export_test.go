@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 // the export stage, and checks the report; then a truncated and a foreign
 // checkpoint give errors naming the file and write nothing.
 func TestExportStage(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	base := t.TempDir()
 	cfg := tinyConfig(t, base)
 	cfg.Stages = cfg.Stages[:1]

@@ -39,6 +39,7 @@ func readNPZ(t *testing.T, path string) map[string]npy.Array {
 // TestOptimizersMatchPyTorch: three steps of SGD (momentum, weight decay) and
 // Adam equal torch.optim's within 1e-6.
 func TestOptimizersMatchPyTorch(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	out := filepath.Join(t.TempDir(), "optim.npz")
 	if b, err := exec.Command("/usr/bin/python3", "testdata/optim_reference.py", out).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -86,6 +87,7 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 }
 
 func TestLRSchedules(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	if got := LR(0.03, "cosine", nil, 0, 10); got != 0.03 {
 		t.Errorf("cosine epoch 0 = %v", got)
 	}

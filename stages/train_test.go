@@ -3,11 +3,14 @@ package stages
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"dira/data"
+	"dira/model"
 	"dira/pipeline"
 )
 
@@ -97,6 +101,7 @@ func stepLosses(t *testing.T, path string) map[int64]stepRec {
 // uninterrupted and once SIGKILLed right after a mid-epoch checkpoint and then
 // resumed, logs the same per-step losses (within 1e-6) after the resume point.
 func TestKilledRunResumesExactly(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	if dir := os.Getenv("DIRA_KILL_CHILD"); dir != "" {
 		cfg := tinyConfig(t, filepath.Dir(dir))
 		cfg.Stages[0].CheckpointEverySteps = 2
@@ -158,6 +163,7 @@ func TestKilledRunResumesExactly(t *testing.T) {
 // naming step 3 and the loss term, lists the batch's files, and last.ckpt is
 // still the good one from step 2.
 func TestNaNStopsWithStepNamed(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	base := t.TempDir()
 	cfg := tinyConfig(t, base)
 	cfg.Stages = cfg.Stages[:1]
@@ -241,5 +247,72 @@ func TestOverfitOneBatch(t *testing.T) {
 	t.Logf("restoration MSE on one batch: step 1 %.4g, step %d %.4g (ratio %.2f)", first, steps, last, last/first)
 	if !(last <= first/2) {
 		t.Fatalf("MSE fell from %.4g to %.4g, not by half", first, last)
+	}
+}
+
+// TestMoCoStageAndValidation runs the moco baseline (mode di: no decoder, no
+// restoration target) for one step, then checks that validation leaves the
+// key encoder and the queue alone by default and moves both with
+// validation_moves_keys (the official behaviour).
+func TestMoCoStageAndValidation(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base := t.TempDir()
+	cfg := tinyConfig(t, base)
+	m := pipeline.DefaultStage(pipeline.StageMoCo)
+	m.Epochs, m.BatchSize, m.StepsPerEpoch, m.LogEverySteps = 1, 8, 1, 1
+	cfg.Stages = []pipeline.StageConfig{m}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := runStages(t, cfg, filepath.Join(base, "moco"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(base, "moco", "moco", "last.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ck.Tensors["model/encoder_q.conv1.weight"]; !ok {
+		t.Fatal("moco checkpoint lacks the torchvision-named query encoder")
+	}
+	for name := range ck.Tensors {
+		if strings.Contains(name, "decoder") {
+			t.Fatalf("moco checkpoint has decoder tensor %s", name)
+		}
+	}
+
+	for _, moves := range []bool{false, true} {
+		c := tinyConfig(t, base)
+		c.Stages = c.Stages[:1]
+		c.Stages[0].ValidationMovesKeys = moves
+		r, err := pipeline.Open(filepath.Join(base, fmt.Sprint("val-", moves)), c, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr0, _ := NewTraining(c, c.Stages[0])
+		tr := &trainer{Training: tr0, run: r, dir: r.StageDir("warmup"), log: io.Discard}
+		if err := tr.setup(); err != nil {
+			t.Fatal(err)
+		}
+		key := tr.moco.Params.Get("encoder_k.backbone.encoder.conv1.weight").T
+		// Make the query differ from the key so a momentum update shows.
+		q := tr.moco.Params.Get("encoder_q.backbone.encoder.conv1.weight")
+		vals, shape, _ := tr.moco.Params.Float32(q.Name)
+		for i := range vals {
+			vals[i] += 0.5
+		}
+		if err := tr.moco.Params.SetData(q.Name, shape, vals); err != nil {
+			t.Fatal(err)
+		}
+		keyBefore, queueBefore := model.Values(key), model.Values(tr.moco.Queue)
+		if _, err := tr.validate(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		keyMoved := !slices.Equal(keyBefore, model.Values(key))
+		queueMoved := !slices.Equal(queueBefore, model.Values(tr.moco.Queue))
+		if keyMoved != moves || queueMoved != moves {
+			t.Errorf("validation_moves_keys=%v: key encoder moved %v, queue moved %v", moves, keyMoved, queueMoved)
+		}
+		tr.close()
 	}
 }

@@ -23,6 +23,7 @@ func dira(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestValidateDemo(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	code, out, errOut := dira(t, "validate", "../../configs/demo.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -36,6 +37,7 @@ func TestValidateDemo(t *testing.T) {
 // a negative learning rate, a queue size that is not a multiple of the batch
 // and a missing data folder are reported together, one line each, exit 2.
 func TestValidateReportsEveryProblem(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(p, []byte(`
@@ -68,6 +70,7 @@ stages:
 }
 
 func TestRunWithoutStagesSaysSo(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	code, _, errOut := dira(t, "run", "../../configs/demo.yaml", "--set", "stages=[]", "--run-dir", t.TempDir())
 	if code != 2 || !strings.Contains(errOut, "lists no stages") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
@@ -75,6 +78,7 @@ func TestRunWithoutStagesSaysSo(t *testing.T) {
 }
 
 func TestVersionPrintsFiveVersions(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	code, out, errOut := dira(t, "version")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -90,6 +94,7 @@ func TestVersionPrintsFiveVersions(t *testing.T) {
 }
 
 func TestModelSummary(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	code, out, errOut := dira(t, "model", "summary", "../../configs/demo.yaml", "--set", "model.arch=resnet50",
 		"--set", "model.decoder_channels=[256,128,64,32,16]", "--set", "model.projection.hidden_dim=0",
 		"--set", "model.projection.out_dim=128", "--set", "data.image_size=224")
@@ -104,6 +109,7 @@ func TestModelSummary(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	code, out, _ := dira(t, "config", "defaults")
 	if code != 0 || !strings.Contains(out, "queue_size: 65536 # ") {
 		t.Fatalf("exit %d:\n%s", code, out)
@@ -111,6 +117,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestDataPreviewWritesPNG(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	out := filepath.Join(t.TempDir(), "x.png")
 	code, _, errOut := dira(t, "data", "preview", "../../configs/demo.yaml", "--out", out, "--n", "3")
 	if code != 0 {
@@ -133,6 +140,7 @@ func TestDataPreviewWritesPNG(t *testing.T) {
 // TestPaperConfigsValidate: the two ChestX-ray14 configs are valid once the
 // image folder exists (the official list files live in shared/).
 func TestPaperConfigsValidate(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	lists, err := filepath.Abs("../../../shared/data/chestxray14")
 	if err != nil {
 		t.Fatal(err)

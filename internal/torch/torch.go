@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unsafe"
 
@@ -75,8 +76,12 @@ func SetGradEnabled(on bool) (prev bool) {
 
 // NoGrad runs fn with autograd recording off on this OS thread, restoring the
 // previous mode afterwards (also when fn panics). The caller must hold its OS
-// thread (runtime.LockOSThread): grad mode is thread-local in libtorch.
+// thread for the whole computation (runtime.LockOSThread): grad mode is
+// thread-local in libtorch. NoGrad itself keeps the goroutine on one thread
+// while it runs, so the mode it sets is the one fn's ops see.
 func NoGrad(fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	prev := SetGradEnabled(false)
 	defer SetGradEnabled(prev)
 	fn()

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSetThreads(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	if err := SetThreads(2); err != nil {
 		t.Fatal(err)
 	}
@@ -21,6 +22,7 @@ func TestSetThreads(t *testing.T) {
 }
 
 func TestSeedIsDeterministic(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	draw := func() []float64 {
 		Seed(42)
 		x := ts.MustRandn([]int64{8}, gotch.Float, gotch.CPU)
@@ -77,12 +79,14 @@ func TestConvForwardBackward(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	if v := Version(); len(v) < 4 || v[:4] != "1.13" {
 		t.Fatalf("Version() = %q, want 1.13.x", v)
 	}
 }
 
 func TestLeakyReLU(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	x := ts.MustOfSlice([]float32{-2, -0.5, 0, 3})
 	defer x.MustDrop()
 	y, err := LeakyReLU(x, 0.2)
