@@ -44,13 +44,7 @@ func reference(t *testing.T, args ...string) string {
 
 func readNPZ(t *testing.T, path string) map[string]npy.Array {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	m, err := npy.ReadNPZ(f, st.Size())
+	m, err := npy.ReadNPZFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,12 @@ import (
 const checkpointFormat = "dira-checkpoint/1"
 
 // Meta is a checkpoint's meta.json: where training stands and what made it.
+//
+// There is no generator state to save: every random draw of training is a
+// pure function of the run seed and a position (data augmentation of
+// (epoch, image index), epoch order of the epoch, the shuffle-BN permutation of
+// the step; initial weights and queue of the seed), so Epoch, Position and
+// Step are the RNG state.
 type Meta struct {
 	Format    string        `json:"format"`
 	Stage     string        `json:"stage"`

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -193,4 +194,22 @@ func ReadNPZ(r io.ReaderAt, size int64) (map[string]Array, error) {
 		out[strings.TrimSuffix(f.Name, ".npy")] = a
 	}
 	return out, nil
+}
+
+// ReadNPZFile reads every array of the .npz file at path; errors name it.
+func ReadNPZFile(path string) (map[string]Array, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("npz: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("npz: %w", err)
+	}
+	m, err := ReadNPZ(f, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }
