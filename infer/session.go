@@ -3,8 +3,11 @@ package infer
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -16,34 +19,79 @@ type Tensor struct {
 	Data  []float32
 }
 
+// Devices a Session can be asked for.
+const (
+	DeviceCPU  = "cpu"
+	DeviceCUDA = "cuda"
+	// DeviceAuto takes CUDA when it can be had and the CPU otherwise.
+	DeviceAuto = "auto"
+)
+
+// Devices lists the accepted SessionOptions.Device values.
+var Devices = []string{DeviceAuto, DeviceCPU, DeviceCUDA}
+
+// ErrNoCUDA reports that a session could not run on CUDA (the provider
+// libraries are missing, there is no GPU, or session creation failed there).
+// NewSession returns it only with SessionOptions.Strict; otherwise it falls
+// back to the CPU and says why in Session.Fallback.
+var ErrNoCUDA = errors.New("CUDA is not available")
+
 // SessionOptions chooses where and how a Session runs.
 type SessionOptions struct {
-	// Device is "cpu" (or empty, the same). CUDA is not wired yet; asking for
-	// it is an error rather than a silent CPU run.
+	// Device is "cpu" (or empty, the same), "cuda" or "auto". With "cuda"
+	// or "auto" a session that cannot get CUDA runs on the CPU instead and
+	// Session.Fallback says why; with "cuda" and Strict it fails instead.
 	Device string
+	// DeviceID is the CUDA device ordinal.
+	DeviceID int
+	// Strict makes Device "cuda" fail with ErrNoCUDA rather than fall back.
+	Strict bool
+	// CUDA sets further CUDA provider options by ONNX Runtime's names
+	// (https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
+	// cudnn_conv_algo_search defaults to HEURISTIC: with ONNX Runtime >= 1.20
+	// and cuDNN 9 the library default (DEFAULT) runs convolutions in a very
+	// slow fallback (toolchain.md).
+	CUDA map[string]string
 	// Threads is ONNX Runtime's intra-op thread count; 0 lets it choose
 	// (one per physical core).
 	Threads int
+	// InterOpThreads is the inter-op thread count; 0 lets ONNX Runtime choose.
+	InterOpThreads int
+}
+
+// TensorInfo describes one model input or output. Dynamic dimensions
+// (the batch "N") are -1.
+type TensorInfo struct {
+	Name  string
+	Shape []int64
+	// Float is true for float32 tensors, the only type dira's models use.
+	Float bool
 }
 
 // Session is one ONNX model opened in ONNX Runtime, run on float32 batches.
 // The runtime must be started (Start) before NewSession and stopped only
 // after Close. A Session is not safe for concurrent Runs.
 type Session struct {
-	path    string
-	s       *ort.DynamicAdvancedSession
-	inputs  []string
-	outputs []string
+	path     string
+	s        *ort.DynamicAdvancedSession
+	inputs   []string
+	outputs  []string
+	inInfo   []TensorInfo
+	outInfo  []TensorInfo
+	device   string
+	fallback string
 }
 
-// NewSession opens the ONNX model at path. Every error names the file.
+// NewSession opens the ONNX model at path on the device opts asks for.
+// Every error names the file.
 func NewSession(path string, opts SessionOptions) (*Session, error) {
 	switch opts.Device {
-	case "", "cpu":
-	case "cuda":
-		return nil, fmt.Errorf("infer: open %s: device %q is not supported yet (use cpu)", path, opts.Device)
+	case "", DeviceCPU, DeviceCUDA, DeviceAuto:
 	default:
-		return nil, fmt.Errorf("infer: open %s: unknown device %q (want cpu)", path, opts.Device)
+		return nil, fmt.Errorf("infer: open %s: unknown device %q (want one of %v)", path, opts.Device, Devices)
+	}
+	if opts.Threads < 0 || opts.InterOpThreads < 0 {
+		return nil, fmt.Errorf("infer: open %s: thread counts must be >= 0, got %d and %d", path, opts.Threads, opts.InterOpThreads)
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("infer: open %s: %w", path, err)
@@ -52,29 +100,114 @@ func NewSession(path string, opts SessionOptions) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("infer: read model %s: %w", path, err)
 	}
-	s := &Session{path: path}
+	s := &Session{path: path, device: DeviceCPU}
 	for _, i := range ins {
 		s.inputs = append(s.inputs, i.Name)
+		s.inInfo = append(s.inInfo, info(i))
 	}
 	for _, o := range outs {
 		s.outputs = append(s.outputs, o.Name)
+		s.outInfo = append(s.outInfo, info(o))
 	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("infer: open %s: %w", path, err)
-	}
-	defer so.Destroy()
-	if opts.Threads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
-			return nil, fmt.Errorf("infer: open %s: threads %d: %w", path, opts.Threads, err)
+	if opts.Device == DeviceCUDA || opts.Device == DeviceAuto {
+		var why error
+		s.s, why = s.open(opts, true)
+		if why == nil {
+			s.device = DeviceCUDA
+			return s, nil
 		}
+		if opts.Strict && opts.Device == DeviceCUDA {
+			return nil, fmt.Errorf("infer: open %s on cuda (strict): %w: %w", path, ErrNoCUDA, why)
+		}
+		s.fallback = why.Error()
 	}
-	s.s, err = ort.NewDynamicAdvancedSession(path, s.inputs, s.outputs, so)
-	if err != nil {
+	if s.s, err = s.open(opts, false); err != nil {
 		return nil, fmt.Errorf("infer: open %s: %w", path, err)
 	}
 	return s, nil
 }
+
+// open creates the ONNX Runtime session, with the CUDA provider when cuda
+// is set; the error says what failed.
+func (s *Session) open(opts SessionOptions, cuda bool) (*ort.DynamicAdvancedSession, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if opts.Threads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.Threads); err != nil {
+			return nil, fmt.Errorf("threads %d: %w", opts.Threads, err)
+		}
+	}
+	if opts.InterOpThreads > 0 {
+		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
+			return nil, fmt.Errorf("inter-op threads %d: %w", opts.InterOpThreads, err)
+		}
+	}
+	if cuda {
+		co, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return nil, fmt.Errorf("CUDA provider options: %w", err)
+		}
+		defer co.Destroy()
+		set := map[string]string{"device_id": strconv.Itoa(opts.DeviceID), "cudnn_conv_algo_search": "HEURISTIC"}
+		maps.Copy(set, opts.CUDA)
+		// ONNX Runtime loads libonnxruntime_providers_cuda.so (from the
+		// folder of libonnxruntime.so) on the first call that needs it.
+		if err := co.Update(set); err != nil {
+			return nil, fmt.Errorf("loading the CUDA provider: %s", ortMessage(err))
+		}
+		if err := so.AppendExecutionProviderCUDA(co); err != nil {
+			return nil, fmt.Errorf("adding the CUDA provider: %s", ortMessage(err))
+		}
+	}
+	sess, err := ort.NewDynamicAdvancedSession(s.path, s.inputs, s.outputs, so)
+	if err != nil && cuda {
+		return nil, fmt.Errorf("creating the session with CUDA: %s", ortMessage(err))
+	}
+	return sess, err
+}
+
+// ortMessage drops the source location ONNX Runtime puts before its
+// message ("/onnxruntime_src/...cc:1988 ... [ONNXRuntimeError] : 1 : FAIL : "),
+// so that the fallback fits one readable line.
+func ortMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "[ONNXRuntimeError] : "); i >= 0 {
+		rest := msg[i+len("[ONNXRuntimeError] : "):]
+		// "1 : FAIL : message"
+		if parts := strings.SplitN(rest, " : ", 3); len(parts) == 3 {
+			return parts[2]
+		}
+		return rest
+	}
+	return msg
+}
+
+func info(i ort.InputOutputInfo) TensorInfo {
+	return TensorInfo{
+		Name:  i.Name,
+		Shape: slices.Clone([]int64(i.Dimensions)),
+		Float: i.OrtValueType == ort.ONNXTypeTensor && i.DataType == ort.TensorElementDataTypeFloat,
+	}
+}
+
+// Path is the model file.
+func (s *Session) Path() string { return s.path }
+
+// Device is where the session runs: "cpu" or "cuda".
+func (s *Session) Device() string { return s.device }
+
+// Fallback says why a session asked for CUDA (or auto) runs on the CPU;
+// empty when it got what it asked for.
+func (s *Session) Fallback() string { return s.fallback }
+
+// Inputs describes the model's inputs in graph order.
+func (s *Session) Inputs() []TensorInfo { return slices.Clone(s.inInfo) }
+
+// Outputs describes the model's outputs in graph order.
+func (s *Session) Outputs() []TensorInfo { return slices.Clone(s.outInfo) }
 
 // InputNames lists the model's inputs in graph order.
 func (s *Session) InputNames() []string { return slices.Clone(s.inputs) }

@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,8 @@ func TestSessionErrors(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.onnx"), SessionOptions{}, "nope.onnx"},
 		{"truncated", truncated, SessionOptions{}, truncated},
 		{"garbage", garbage, SessionOptions{}, garbage},
-		{"cuda_not_yet", "testdata/tiny.onnx", SessionOptions{Device: "cuda"}, "not supported yet"},
+		{"cuda_strict", "testdata/tiny.onnx", SessionOptions{Device: "cuda", Strict: true}, "CUDA is not available"},
+		{"negative_threads", "testdata/tiny.onnx", SessionOptions{Threads: -1}, "thread counts must be >= 0"},
 		{"unknown_device", "testdata/tiny.onnx", SessionOptions{Device: "tpu"}, "unknown device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,5 +117,51 @@ func TestSessionErrors(t *testing.T) {
 	}
 	if _, err := s.Run(nil); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("run after close: %v", err)
+	}
+}
+
+// TestCUDAFallsBack: this machine has no CUDA provider (and no GPU), so
+// "cuda" and "auto" run on the CPU and say why; "cpu" has nothing to say.
+// On a GPU machine with the provider, the session would report "cuda".
+func TestCUDAFallsBack(t *testing.T) {
+	startRuntime(t)
+	for _, dev := range []string{"cuda", "auto", "cpu", ""} {
+		s, err := NewSession("testdata/tiny.onnx", SessionOptions{Device: dev, Threads: 1})
+		if err != nil {
+			t.Fatalf("%q: %v", dev, err)
+		}
+		t.Logf("device %q: runs on %s; fallback: %s", dev, s.Device(), s.Fallback())
+		if s.Device() == DeviceCUDA {
+			s.Close()
+			t.Skip("CUDA is available here: nothing falls back")
+		}
+		if got := s.Fallback() != ""; got != (dev == "cuda" || dev == "auto") {
+			t.Errorf("%q: fallback %q", dev, s.Fallback())
+		}
+		out, err := s.Run(map[string]Tensor{"x": {Shape: []int64{1, 3}, Data: []float32{-1, 0, 2}}})
+		if err != nil || !slices.Equal(out["relu"].Data, []float32{0, 0, 2}) {
+			t.Errorf("%q: run %v %v", dev, out, err)
+		}
+		s.Close()
+	}
+	_, err := NewSession("testdata/tiny.onnx", SessionOptions{Device: "cuda", Strict: true})
+	if !errors.Is(err, ErrNoCUDA) || !strings.Contains(err.Error(), "testdata/tiny.onnx") {
+		t.Errorf("strict cuda: %v, want ErrNoCUDA naming the file", err)
+	}
+}
+
+func TestSessionDescribesTensors(t *testing.T) {
+	startRuntime(t)
+	s, err := NewSession("testdata/tiny.onnx", SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in := s.Inputs()
+	if len(in) != 1 || in[0].Name != "x" || !slices.Equal(in[0].Shape, []int64{-1, 3}) || !in[0].Float {
+		t.Errorf("inputs %+v, want x [-1 3] float", in)
+	}
+	if out := s.Outputs(); len(out) != 2 || out[1].Name != "double" {
+		t.Errorf("outputs %+v", out)
 	}
 }

@@ -65,13 +65,7 @@ func makeFixtures(dir string, args ...string) error {
 
 func expected(t *testing.T, dir string) map[string]npy.Array {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "expected.npz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	m, err := npy.ReadNPZ(f, st.Size())
+	m, err := npy.ReadNPZFile(filepath.Join(dir, "expected.npz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +161,8 @@ func TestReadFile(t *testing.T) {
 	exp := expected(t, dir)
 	zipped := read(t, filepath.Join(dir, "checkpoint.pth"))
 	legacy := read(t, filepath.Join(dir, "checkpoint_legacy.pth"))
-	for _, f := range []*File{zipped, legacy} {
+	cuda := read(t, filepath.Join(dir, "checkpoint_cuda.pth"))
+	for _, f := range []*File{zipped, legacy, cuda} {
 		if !f.Wrapped || f.Epoch != 3 || f.Arch != "resnet18" {
 			t.Errorf("%s: wrapped %v epoch %d arch %q, want true 3 resnet18", f.Path, f.Wrapped, f.Epoch, f.Arch)
 		}
@@ -175,13 +170,15 @@ func TestReadFile(t *testing.T) {
 			t.Errorf("%s: entries %q, want %q", f.Path, f.Entries, want)
 		}
 	}
-	if !slices.Equal(zipped.Names(), legacy.Names()) {
-		t.Fatal("zip and legacy files list different keys")
-	}
-	for i, a := range zipped.StateDict {
-		b := legacy.StateDict[i]
-		if !slices.Equal(a.Shape, b.Shape) || !slices.Equal(a.F32, b.F32) || !slices.Equal(a.I64, b.I64) {
-			t.Fatalf("%s differs between the zip and legacy files", a.Name)
+	for _, other := range []*File{legacy, cuda} {
+		if !slices.Equal(zipped.Names(), other.Names()) {
+			t.Fatalf("%s and %s list different keys", zipped.Path, other.Path)
+		}
+		for i, a := range zipped.StateDict {
+			b := other.StateDict[i]
+			if !slices.Equal(a.Shape, b.Shape) || !slices.Equal(a.F32, b.F32) || !slices.Equal(a.I64, b.I64) {
+				t.Fatalf("%s differs between %s and %s", a.Name, zipped.Path, other.Path)
+			}
 		}
 	}
 	names := zipped.Names()

@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(configCmd(), validateCmd(), runCmd(), modelCmd(), dataCmd(), exportCmd(), versionCmd())
+	root.AddCommand(configCmd(), validateCmd(), runCmd(), modelCmd(), dataCmd(), exportCmd(), versionCmd(), inferCmd(), importCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -16,6 +16,8 @@ official --mlp head (Linear(C,C), ReLU, Linear(C,128)). Files written:
                          module.encoder_k.* (with decoder and head),
                          'optimizer': SGD state after one step, 'best_loss'}
   checkpoint_legacy.pth  the same object in torch's legacy (non-zip) format
+  checkpoint_cuda.pth    the same object with every storage tagged 'cuda:0', as
+                         the official runs (4 GPUs) saved it
   unet.pth               bare encoder_q.backbone.state_dict() (smp Unet keys);
                          best_checkpoint.pth has the same layout
   di_checkpoint.pth      mode di: {'epoch': 2, 'state_dict': module.queue,
@@ -121,6 +123,26 @@ def sgd_step(params, loss):
     return opt
 
 
+_as_cuda = [False]
+
+
+def _cuda_tagger(storage):
+    return "cuda:0" if _as_cuda[0] else None
+
+
+torch.serialization.register_package(1, _cuda_tagger, lambda obj, location: None)
+
+
+def save_as_cuda(obj, path):
+    """torch.save with each storage's location recorded as 'cuda:0' (what a
+    checkpoint saved from GPU tensors holds), without a GPU."""
+    _as_cuda[0] = True
+    try:
+        torch.save(obj, path)
+    finally:
+        _as_cuda[0] = False
+
+
 def features(resnet, x):
     """torchvision resnet forward up to the pooled features (before fc)."""
     r = resnet
@@ -172,6 +194,7 @@ def main():
         np.savez(os.path.join(out, "expected.npz"), **{n: v.detach().numpy() for n, v in exp.items()})
         return
     torch.save(ckpt, os.path.join(out, "checkpoint_legacy.pth"), _use_new_zipfile_serialization=False)
+    save_as_cuda(ckpt, os.path.join(out, "checkpoint_cuda.pth"))
     torch.save(q.backbone.state_dict(), os.path.join(out, "unet.pth"))
 
     # Mode di: checkpoint.pth and resnet50.pth.
