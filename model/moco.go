@@ -40,7 +40,8 @@ type MoCo struct {
 	Q, K     *Net
 	Queue    *ts.Tensor // [dim, K], columns unit length
 	QueuePtr *ts.Tensor // int64 [1]
-	pairs    [][2]*ts.Tensor
+	// keyParams[i] is updated from queryTwins[i] (the same name under encoder_q).
+	keyParams, queryTwins []*ts.Tensor
 }
 
 // NewMoCo builds the MoCo wrapper. restoration=false builds the mode "di"
@@ -76,7 +77,7 @@ func NewMoCo(c Config, queueSize int, restoration bool, seed uint64) (*MoCo, err
 			return nil, fmt.Errorf("model: key parameter %s has no query twin", p.Name)
 		}
 		torch.NoGrad(func() { p.T.Copy_(qp.T) })
-		m.pairs = append(m.pairs, [2]*ts.Tensor{qp.T, p.T})
+		m.keyParams, m.queryTwins = append(m.keyParams, p.T), append(m.queryTwins, qp.T)
 	}
 	return m, nil
 }
@@ -105,19 +106,10 @@ func newNet(s scope, c Config, restoration, withDecoder bool) (*Net, error) {
 
 // MomentumUpdate sets theta_k = m*theta_k + (1-m)*theta_q for every key
 // parameter (official _momentum_update_key_encoder; buffers are not touched).
-func (m *MoCo) MomentumUpdate(momentum float64) (err error) {
-	defer catchOp("momentum update", &err)
-	a, b := ts.FloatScalar(momentum), ts.FloatScalar(1-momentum)
-	defer a.MustDrop()
-	defer b.MustDrop()
-	torch.NoGrad(func() {
-		for _, pr := range m.pairs {
-			check(torch.InPlace(pr[1], func() error { return pr[1].MulScalar_(a) }))
-			t := must(pr[0].MulScalar(b, false))
-			check(torch.InPlace(pr[1], func() error { return pr[1].Add_(t) }))
-			t.MustDrop()
-		}
-	})
+func (m *MoCo) MomentumUpdate(momentum float64) error {
+	if err := torch.MomentumUpdate(m.queryTwins, m.keyParams, momentum); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
 	return nil
 }
 

@@ -27,46 +27,19 @@ type SGD struct {
 }
 
 // Step applies one update from the parameters' gradients; parameters without a
-// gradient are skipped, as in PyTorch.
-func (o *SGD) Step() (err error) {
-	defer catchTorch("sgd step", &err)
-	if o.Bufs == nil {
+// gradient are skipped, as in PyTorch. The update runs in libtorch in one call
+// (internal/torch.SGDStep), op for op as torch.optim.SGD.
+func (o *SGD) Step() error {
+	if o.Bufs == nil && o.Momentum != 0 {
 		o.Bufs = make([]*ts.Tensor, len(o.Params))
 	}
-	lr := ts.FloatScalar(-o.LR)
-	defer lr.MustDrop()
-	wd := ts.FloatScalar(o.WeightDecay)
-	defer wd.MustDrop()
-	mom := ts.FloatScalar(o.Momentum)
-	defer mom.MustDrop()
-	torch.NoGrad(func() {
-		for i, p := range o.Params {
-			g := p.MustGrad(false)
-			if !g.MustDefined() {
-				g.MustDrop()
-				continue
-			}
-			d := g
-			if o.WeightDecay != 0 {
-				d = must(p.MulScalar(wd, false))
-				check(torch.InPlace(d, func() error { return d.Add_(g) }))
-				g.MustDrop()
-			}
-			if o.Momentum != 0 {
-				if o.Bufs[i] == nil {
-					o.Bufs[i] = clone(d)
-				} else {
-					check(torch.InPlace(o.Bufs[i], func() error { return o.Bufs[i].MulScalar_(mom) }))
-					check(torch.InPlace(o.Bufs[i], func() error { return o.Bufs[i].Add_(d) }))
-				}
-				d.MustDrop()
-				d = must(o.Bufs[i].ShallowClone())
-			}
-			upd := must(d.MulScalar(lr, true))
-			check(torch.InPlace(p, func() error { return p.Add_(upd) }))
-			upd.MustDrop()
-		}
-	})
+	bufs := o.Bufs
+	if bufs == nil {
+		bufs = make([]*ts.Tensor, len(o.Params))
+	}
+	if err := torch.SGDStep(o.Params, bufs, o.LR, o.Momentum, o.WeightDecay); err != nil {
+		return fmt.Errorf("sgd step: %w", err)
+	}
 	return nil
 }
 

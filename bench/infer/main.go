@@ -1,5 +1,5 @@
 // Command infer compares ONNX Runtime (what `dira infer` runs) with PyTorch
-// 1.13 eager on the same weights, for docs/benchmarks-infer.md; it is a
+// 1.13 eager on the same weights, for docs/benchmarks.md (section 3); it is a
 // benchmark, not a test.
 //
 //	go run ./bench/infer [-threads 2] [-iters1 10] [-iters16 3]

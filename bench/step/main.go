@@ -33,9 +33,13 @@ func main() {
 	mode := flag.String("mode", "dira", "dira or memory")
 	steps := flag.Int("steps", 5, "timed steps (dira mode, after 1 warm-up step)")
 	threads := flag.Int("threads", 2, "libtorch threads")
+	tune := flag.Bool("tune-allocator", true, "set glibc's malloc thresholds as dira run does")
 	flag.Parse()
 	runtime.LockOSThread()
 	torch.SetThreads(*threads)
+	if *tune {
+		torch.TuneAllocator() // as `dira run` does
+	}
 	var err error
 	switch *mode {
 	case "dira":

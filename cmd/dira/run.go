@@ -42,6 +42,7 @@ func runCmd() *cobra.Command {
 				return err
 			}
 			torch.Seed(cfg.Run.Seed)
+			torch.TuneAllocator()
 			if runDir == "" {
 				runDir = filepath.Join(cfg.Run.OutputDir, cfg.Run.Name)
 			}

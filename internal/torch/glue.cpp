@@ -42,3 +42,55 @@ void *dira_leaky_relu(void *x, double slope, char **err) {
 }
 
 }  // extern "C"
+
+extern "C" {
+
+// dira_sgd_step is torch.optim.SGD's single-tensor step (PyTorch 1.13,
+// dampening 0, no Nesterov), op for op, over n parameters in one call:
+//   d = grad (+ weight_decay * p);  buf = d (first step, a copy) or
+//   buf = momentum*buf + d;  p -= lr * buf.
+// bufs[i] is NULL until parameter i's first step; the new buffer handle is
+// stored there. Parameters without a gradient are skipped.
+int dira_sgd_step(void **params, void **bufs, int n, double lr, double momentum,
+                  double weight_decay, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    for (int i = 0; i < n; i++) {
+      torch::Tensor &p = *static_cast<torch::Tensor *>(params[i]);
+      const torch::Tensor &g = p.grad();
+      if (!g.defined()) continue;
+      torch::Tensor d = g;
+      if (weight_decay != 0) d = d.add(p, weight_decay);
+      if (momentum != 0) {
+        if (bufs[i] == nullptr) {
+          bufs[i] = new torch::Tensor(torch::clone(d).detach());
+        } else {
+          static_cast<torch::Tensor *>(bufs[i])->mul_(momentum).add_(d, 1.0);
+        }
+        d = *static_cast<torch::Tensor *>(bufs[i]);
+      }
+      p.add_(d, -lr);
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+// dira_momentum_update sets k = k*m + q*(1-m) for n pairs, without autograd
+// (MoCo's key-encoder update).
+int dira_momentum_update(void **q, void **k, int n, double m, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    for (int i = 0; i < n; i++) {
+      static_cast<torch::Tensor *>(k[i])->mul_(m).add_(*static_cast<torch::Tensor *>(q[i]), 1.0 - m);
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+}  // extern "C"
