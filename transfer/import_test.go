@@ -157,6 +157,7 @@ func embed(t *testing.T, n *model.Net, x *ts.Tensor) *ts.Tensor {
 }
 
 func TestReadFile(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := fixtures(t)
 	exp := expected(t, dir)
 	zipped := read(t, filepath.Join(dir, "checkpoint.pth"))
@@ -211,6 +212,7 @@ func TestReadFile(t *testing.T) {
 
 // TestReadFileErrors: each unreadable file gives an error naming it.
 func TestReadFileErrors(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := fixtures(t)
 	tmp := t.TempDir()
 	write := func(name string, b []byte) string {
@@ -245,6 +247,7 @@ func TestReadFileErrors(t *testing.T) {
 // TestImportMatchesPyTorch: each official layout imports into the configured
 // networks, whose eval outputs then equal PyTorch's within 1e-4.
 func TestImportMatchesPyTorch(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := fixtures(t)
 	exp := expected(t, dir)
 	x := tensor(t, exp["x"])
@@ -349,6 +352,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 // refused with the offending key names, and the networks are left as they
 // were.
 func TestImportRefuses(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := fixtures(t)
 	resnet34 := smallConfig()
 	resnet34.Arch = "resnet34"
@@ -397,6 +401,7 @@ func TestImportRefuses(t *testing.T) {
 // decoder, the MLP head to 128) from a full checkpoint.pth; the queue is
 // kept small (its size does not change the layout).
 func TestImportResNet50Checkpoint(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	dir := t.TempDir()
 	if err := makeFixtures(dir, "resnet50", "64", "256", "checkpoint"); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +32,7 @@ var (
 // TestRules: the README's recipes (spec 2.4) on each layout DiRA files come
 // in, and the loud failure where the README's snippet silently loads nothing.
 func TestRules(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, tc := range []struct {
 		name    string
 		rules   Rules
@@ -78,6 +80,7 @@ func TestRules(t *testing.T) {
 
 // TestCheckLoads: strict=False semantics, except that loading nothing fails.
 func TestCheckLoads(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	m, err := CheckLoads(append(slices.Clone(tvKeys), "extra"), append(slices.Clone(tvKeys), "fc.weight"))
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +101,7 @@ func TestCheckLoads(t *testing.T) {
 }
 
 func TestDetectLayout(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, tc := range []struct {
 		keys []string
 		want Layout

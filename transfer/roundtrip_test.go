@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 // smp's bare keys) reads back with the same keys, shapes and values, and
 // imports into the training model's query U-Net.
 func TestExportedUNetImports(t *testing.T) {
+	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	cfg := model.DefaultConfig()
 	cfg.Arch = "resnet18"
 	cfg.DecoderChannels = []int{64, 32, 16, 16, 8}
