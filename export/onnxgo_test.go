@@ -17,14 +17,11 @@ import (
 // pure Go on gorgonia) decodes encoder.onnx and its run matches ONNX
 // Runtime. onnx-go has no Resize, so unet.onnx is out of its reach. It is
 // about 100x slower than ONNX Runtime (ResNet-50 at 224x224, batch 2: about
-// 13 s on 2 cores), so -short runs the small network only.
+// 13 s on 2 cores).
 func TestOnnxGoRunsEncoder(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
-			if testing.Short() && c.name != small.name {
-				t.Skip("-short: onnx-go takes about 13 s on ResNet-50")
-			}
 			onnxGoCase(t, c)
 		})
 	}
