@@ -43,6 +43,7 @@ func TestFoldBN(t *testing.T) {
 		bias []float32
 	}{{"no_bias", nil}, {"bias", []float32{0.2, -0.4, 0.6, -0.8}}} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			xt, wt := tensor(x.Data, x.Shape...), tensor(w, out, in, k, k)
 			bt := ts.None
 			if tc.bias != nil {
@@ -64,6 +65,7 @@ func TestRuntimeMatchesGo(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			e := fixture(t, c)
 			for _, a := range []struct {
 				kind Kind
@@ -108,6 +110,7 @@ func TestCheckerAccepts(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			e := fixture(t, c)
 			var got map[string]struct {
 				IRVersion int               `json:"ir_version"`
@@ -215,6 +218,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"odd_width", Options{Height: 64, Width: 65}, "width must be a positive multiple of 32, got 65"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			var buf bytes.Buffer
 			err := WriteEncoder(&buf, e.u, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -22,6 +22,7 @@ func TestOnnxGoRunsEncoder(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			onnxGoCase(t, c)
 		})
 	}

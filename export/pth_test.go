@@ -129,6 +129,7 @@ func TestREADMESnippets(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			e := fixture(t, c)
 			dir := t.TempDir()
 			input := filepath.Join(dir, "input.npy")

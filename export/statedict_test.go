@@ -56,6 +56,7 @@ func TestKeyRules(t *testing.T) {
 			encErr: `"encoder.conv1.weight" and "conv1.weight" both become "conv1.weight"`, unet: []string{"encoder.conv1.weight", "conv1.weight"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			sd := names(tc.in...)
 			enc, err := sd.Encoder()
 			check(t, "Encoder", enc, err, tc.encoder, tc.encErr)

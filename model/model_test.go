@@ -170,6 +170,7 @@ func TestKeysMatchPyTorch(t *testing.T) {
 		{"discriminator_keys.golden", func() *Params { ps := NewParams(); NewDiscriminator(ps, cfg.Discriminator, 1); return ps }},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			ps := tc.build()
 			defer ps.Drop()
 			got, want := keyLines(ps), readLines(t, filepath.Join("testdata", tc.golden))

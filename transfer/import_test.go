@@ -236,6 +236,7 @@ func TestReadFileErrors(t *testing.T) {
 		{"torchscript", filepath.Join(dir, "torchscript.pt"), "TorchScript"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			_, err := ReadFile(tc.path)
 			if err == nil || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to name %s and say %q", err, tc.path, tc.want)
@@ -254,6 +255,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 	cfg := smallConfig()
 
 	t.Run("checkpoint.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "checkpoint.pth")), m)
 		if err != nil {
@@ -281,6 +283,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		}
 	})
 	t.Run("unet.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "unet.pth")), m)
 		if err != nil {
@@ -294,6 +297,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "key encoder (copied from the query)", forward(t, func() (*ts.Tensor, error) { return m.K.UNet.Features(x, model.Eval) }), exp["q_features"])
 	})
 	t.Run("di_checkpoint.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		m := newMoCo(t, cfg, 64, false)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "di_checkpoint.pth")), m)
 		if err != nil {
@@ -309,6 +313,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		}
 	})
 	t.Run("resnet50.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		m := newMoCo(t, cfg, 64, false)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "resnet50.pth")), m)
 		if err != nil {
@@ -321,6 +326,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "key resnet + head (copied)", embed(t, m.K, x), exp["di_q_proj"])
 	})
 	t.Run("torchvision.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "torchvision.pth")), m)
 		if err != nil {
@@ -333,6 +339,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "encoder features", forward(t, func() (*ts.Tensor, error) { return m.Q.UNet.Features(x, model.Eval) }), exp["tv_features"])
 	})
 	t.Run("D_checkpoint.pth", func(t *testing.T) {
+		runtime.LockOSThread() // subtests run on their own goroutines
 		ps := model.NewParams()
 		defer ps.Drop()
 		d := model.NewDiscriminator(ps, cfg.Discriminator, 99)
@@ -371,6 +378,7 @@ func TestImportRefuses(t *testing.T) {
 		{"discriminator", "D_checkpoint.pth", smallConfig(), 64, true, []string{"holds no encoder"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			m := newMoCo(t, tc.cfg, tc.queue, tc.restoration)
 			first := m.Params.List()[2]
 			before := model.Values(first.T)

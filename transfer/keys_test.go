@@ -50,6 +50,7 @@ func TestRules(t *testing.T) {
 		{"collision", Classification, []string{"encoder.conv1.weight", "conv1.weight"}, nil, `"encoder.conv1.weight" and "conv1.weight" both become "conv1.weight"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			got, err := tc.rules.Apply(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -153,6 +154,7 @@ func importLayouts(t *testing.T, files, cfg string) {
 		{"torchvision.pth", []string{"torchvision.pth"}, "warmup", []string{"dropped fc (2 keys)", "encoder_q.backbone.decoder"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			run := t.TempDir()
 			args := []string{"import", "--out", run, "--config", cfg}
 			for _, a := range tc.args {
@@ -191,6 +193,7 @@ func importLayouts(t *testing.T, files, cfg string) {
 		{"torchscript", []string{"torchscript.pt"}, 1, "TorchScript"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			run := filepath.Join(t.TempDir(), "run")
 			args := []string{"import", "--out", run, "--config", cfg}
 			for _, a := range tc.args {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -270,6 +271,7 @@ func TestInferErrorsNameTheFile(t *testing.T) {
 		{"unreadable_image", []string{"--model", f.encoderONNX, "--input", badImages, "--bad-images", "fail"}, broken, "--bad-images skip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			runtime.LockOSThread() // subtests run on their own goroutines
 			code, _, stderr := dira(t, append([]string{"infer", "--out", t.TempDir(), "--device", "cpu"}, tc.args...)...)
 			if code != 1 || !strings.Contains(stderr, tc.names) || !strings.Contains(stderr, tc.says) {
 				t.Fatalf("exit %d, stderr %q; want 1, naming %s and saying %q", code, stderr, tc.names, tc.says)
