@@ -346,6 +346,12 @@ func (tr *trainer) loop(ctx context.Context) error {
 				ep.Close()
 				return err
 			}
+			for _, sk := range b.Skipped {
+				// skip policy: the bad image is named in metrics.jsonl and on
+				// the log, and the batch was filled with the next good images.
+				tr.logMetrics(map[string]any{"kind": "skipped", "epoch": epoch, "step": tr.meta.Step, "file": sk.Name, "error": sk.Err.Error()})
+				fmt.Fprintf(tr.log, "%s: skipped unreadable image %s: %v\n", tr.stage.Name, sk.Name, sk.Err)
+			}
 			start := time.Now()
 			losses, err := tr.step(b)
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -314,5 +315,42 @@ func TestMoCoStageAndValidation(t *testing.T) {
 			t.Errorf("validation_moves_keys=%v: key encoder moved %v, queue moved %v", moves, keyMoved, queueMoved)
 		}
 		tr.close()
+	}
+}
+
+// TestSkippedImagesAreListed: under bad_images: skip, an unreadable file in a
+// folder source is named in metrics.jsonl, and training goes on.
+func TestSkippedImagesAreListed(t *testing.T) {
+	runtime.LockOSThread()
+	base := t.TempDir()
+	imgs := filepath.Join(base, "images")
+	os.MkdirAll(imgs, 0o755)
+	for i := 0; i < 9; i++ {
+		f, err := os.Create(filepath.Join(imgs, fmt.Sprintf("img%02d.png", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, data.DrawRadiograph(96, 1, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	// 8 good images and a bad one: the one batch of 8 needs every image.
+	bad := filepath.Join(imgs, "img00.png")
+	os.WriteFile(bad, []byte("this is not a PNG"), 0o644)
+	cfg := tinyConfig(t, base)
+	cfg.Data.Source, cfg.Data.Root, cfg.Data.ValFraction = data.SourceFolder, imgs, 0
+	cfg.Stages = cfg.Stages[:1]
+	cfg.Stages[0].Epochs, cfg.Stages[0].StepsPerEpoch = 1, 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "run")
+	if err := runStages(t, cfg, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "warmup", "metrics.jsonl"))
+	if !strings.Contains(string(b), `"kind":"skipped"`) || !strings.Contains(string(b), bad) {
+		t.Fatalf("metrics.jsonl does not name the skipped file %s:\n%s", bad, b)
 	}
 }
