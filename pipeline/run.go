@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -285,13 +284,4 @@ func gitCommit() string {
 		}
 	}
 	return "unknown"
-}
-
-// StageNames lists the names of a config's stages in order.
-func (c Config) StageNames() []string {
-	var names []string
-	for _, s := range c.Stages {
-		names = append(names, s.Name)
-	}
-	return slices.Clip(names)
 }

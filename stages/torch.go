@@ -40,10 +40,3 @@ func drop(ts ...*ts.Tensor) {
 		}
 	}
 }
-
-// clone is a deep copy (gotch v0.7.0 has no Tensor.clone).
-func clone(t *ts.Tensor) *ts.Tensor {
-	c := must(t.ZerosLike(false))
-	c.Copy_(t)
-	return c
-}

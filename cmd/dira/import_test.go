@@ -112,7 +112,7 @@ func importResumes(t *testing.T, files, cfg string) {
 		t.Errorf("second import: exit %d, stderr %q", code, stderr)
 	}
 
-	code, stdout, stderr = dira(t, "run", cfg, "--run-dir", run)
+	code, _, stderr = dira(t, "run", cfg, "--run-dir", run)
 	if code != 0 {
 		t.Fatalf("dira run on the imported checkpoint: exit %d\n%s", code, stderr)
 	}
