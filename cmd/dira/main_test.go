@@ -95,9 +95,9 @@ func TestVersionPrintsFiveVersions(t *testing.T) {
 
 func TestModelSummary(t *testing.T) {
 	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
-	code, out, errOut := dira(t, "model", "summary", "../../configs/demo.yaml", "--set", "model.arch=resnet50",
-		"--set", "model.decoder_channels=[256,128,64,32,16]", "--set", "model.projection.hidden_dim=0",
-		"--set", "model.projection.out_dim=128", "--set", "data.image_size=224")
+	// The paper's config, whose image folder is not here: the summary needs
+	// only the networks.
+	code, out, errOut := dira(t, "model", "summary", "../../configs/chestxray14-dir.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
