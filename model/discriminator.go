@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Discriminator is DiRA's patch discriminator (spec 4.1, from PyTorch-GAN's
@@ -32,13 +34,13 @@ func NewDiscriminator(ps *Params, c DiscConfig, seed uint64) *Discriminator {
 
 // Forward returns the patch scores [N, 1, H/8, W/8] for images x [N, C, H, W].
 func (d *Discriminator) Forward(x *ts.Tensor) (y *ts.Tensor, err error) {
-	defer catchOp("discriminator forward", &err)
+	defer torch.Catch("model: discriminator forward", &err)
 	h := d.Convs[0].forward(x)
 	h = leakyReLU(h, 0.2)
 	for i := 1; i < 4; i++ {
 		c := d.Convs[i].forward(h)
 		h.MustDrop()
-		n := must(ts.InstanceNorm(c, ts.None, ts.None, ts.None, ts.None, true, 0.1, 1e-5, false))
+		n := torch.Must(ts.InstanceNorm(c, ts.None, ts.None, ts.None, ts.None, true, 0.1, 1e-5, false))
 		c.MustDrop()
 		h = leakyReLU(n, 0.2)
 	}

@@ -2,6 +2,8 @@ package model
 
 import (
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // Projection is the MoCo projection head on pooled layer4 features: with MLP,
@@ -48,6 +50,6 @@ func NewProjection(c Config, seed uint64) (*Projection, *Params, error) {
 
 // Forward maps pooled features [N, C] to embeddings [N, out_dim].
 func (p *Projection) Forward(x *ts.Tensor) (y *ts.Tensor, err error) {
-	defer catchOp("projection forward", &err)
+	defer torch.Catch("model: projection forward", &err)
 	return p.forward(x), nil
 }

@@ -26,34 +26,6 @@ type Mode struct {
 // Eval is inference mode.
 var Eval = Mode{}
 
-// opError carries a libtorch error out of a forward pass: layer code panics
-// with it, and the exported forward functions recover it into an error.
-type opError struct{ err error }
-
-func must(t *ts.Tensor, err error) *ts.Tensor {
-	if err != nil {
-		panic(opError{err})
-	}
-	return t
-}
-
-func check(err error) {
-	if err != nil {
-		panic(opError{err})
-	}
-}
-
-// catchOp turns an opError panic into *err, naming what was running.
-func catchOp(what string, err *error) {
-	if r := recover(); r != nil {
-		oe, ok := r.(opError)
-		if !ok {
-			panic(r)
-		}
-		*err = fmt.Errorf("model: %s: %w", what, oe.err)
-	}
-}
-
 // Conv2d is torch.nn.Conv2d (square kernel, dilation 1, groups 1).
 type Conv2d struct {
 	Weight, Bias    *ts.Tensor // Bias nil when bias=False
@@ -85,7 +57,7 @@ func (c *Conv2d) forward(x *ts.Tensor) *ts.Tensor {
 	if b == nil {
 		b = ts.None
 	}
-	return must(ts.Conv2d(x, c.Weight, b, []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{1, 1}, 1))
+	return torch.Must(ts.Conv2d(x, c.Weight, b, []int64{c.Stride, c.Stride}, []int64{c.Padding, c.Padding}, []int64{1, 1}, 1))
 }
 
 // BatchNorm is torch.nn.BatchNorm2d with PyTorch's defaults (eps 1e-5,
@@ -114,31 +86,31 @@ func newBatchNorm(s scope, c int64) *BatchNorm {
 
 func (bn *BatchNorm) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 	if !m.Train {
-		return must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, false, bnMomentum, bnEps, false))
+		return torch.Must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, false, bnMomentum, bnEps, false))
 	}
 	one := ts.IntScalar(1)
-	check(torch.InPlace(bn.NumBatchesTracked, func() error { return bn.NumBatchesTracked.AddScalar_(one) }))
+	torch.Check(torch.InPlace(bn.NumBatchesTracked, func() error { return bn.NumBatchesTracked.AddScalar_(one) }))
 	one.MustDrop()
 	if m.Groups <= 1 {
-		return must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, true, bnMomentum, bnEps, false))
+		return torch.Must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, true, bnMomentum, bnEps, false))
 	}
 	n := x.MustSize()[0]
 	if n%int64(m.Groups) != 0 {
-		panic(opError{fmt.Errorf("batch of %d does not split into %d ghost batch-norm groups", n, m.Groups)})
+		torch.Check(fmt.Errorf("batch of %d does not split into %d ghost batch-norm groups", n, m.Groups))
 	}
 	g := n / int64(m.Groups)
 	parts := make([]ts.Tensor, m.Groups)
 	for i := range parts {
-		xi := must(x.Narrow(0, int64(i)*g, g, false))
+		xi := torch.Must(x.Narrow(0, int64(i)*g, g, false))
 		rm, rv := bn.RunningMean, bn.RunningVar
 		if i > 0 {
 			rm, rv = ts.None, ts.None
 		}
-		yi := must(ts.BatchNorm(xi, bn.Weight, bn.Bias, rm, rv, true, bnMomentum, bnEps, false))
+		yi := torch.Must(ts.BatchNorm(xi, bn.Weight, bn.Bias, rm, rv, true, bnMomentum, bnEps, false))
 		xi.MustDrop()
 		parts[i] = *yi
 	}
-	y := must(ts.Cat(parts, 0))
+	y := torch.Must(ts.Cat(parts, 0))
 	for i := range parts {
 		parts[i].MustDrop()
 	}
@@ -157,25 +129,17 @@ func newLinear(s scope, in, out int64) *Linear {
 }
 
 func (l *Linear) forward(x *ts.Tensor) *ts.Tensor {
-	return must(ts.Linear(x, l.Weight, l.Bias))
+	return torch.Must(ts.Linear(x, l.Weight, l.Bias))
 }
 
 func relu(x *ts.Tensor) *ts.Tensor {
-	check(torch.InPlace(x, x.Relu_))
+	torch.Check(torch.InPlace(x, x.Relu_))
 	return x
 }
 
 func leakyReLU(x *ts.Tensor, slope float64) *ts.Tensor {
 	y, err := torch.LeakyReLU(x, slope)
-	check(err)
+	torch.Check(err)
 	x.MustDrop()
 	return y
-}
-
-func drop(ts ...*ts.Tensor) {
-	for _, t := range ts {
-		if t != nil {
-			t.MustDrop()
-		}
-	}
 }

@@ -121,7 +121,7 @@ type StepOutput struct {
 }
 
 // Drop frees the output tensors.
-func (o StepOutput) Drop() { drop(o.Logits, o.Rec, o.Keys) }
+func (o StepOutput) Drop() { torch.Drop(o.Logits, o.Rec, o.Keys) }
 
 // Forward is the official DiRA_MoCo.forward for one device: the query pass
 // with ghost batch-norm groups, the momentum update, the key pass with
@@ -130,13 +130,13 @@ func (o StepOutput) Drop() { drop(o.Logits, o.Rec, o.Keys) }
 // was before this step. It does not enqueue: call Enqueue(out.Keys) after.
 // momentum >= 1 skips the momentum update.
 func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature float64, perm []int64) (out StepOutput, err error) {
-	defer catchOp("moco forward", &err)
+	defer torch.Catch("model: moco forward", &err)
 	f := m.Q.UNet.Encoder.forward(imQ, mode)
 	if m.Q.UNet.Decoder != nil {
 		out.Rec = m.Q.UNet.decode(f, mode)
 	}
 	pq := pool(f[4])
-	drop(f[:]...)
+	torch.Drop(f[:]...)
 	qRaw := m.Q.Proj.forward(pq)
 	pq.MustDrop()
 	q := normalize(qRaw)
@@ -145,7 +145,7 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 
 	if momentum < 1 { // m = 1 keeps the key network as it is (validation)
 		if err := m.MomentumUpdate(momentum); err != nil {
-			panic(opError{err})
+			torch.Check(err)
 		}
 	}
 	torch.NoGrad(func() {
@@ -158,33 +158,33 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 				invp[p] = int64(i)
 			}
 			inv = ts.MustOfSlice(invp)
-			x = must(imK.IndexSelect(0, idx, false))
+			x = torch.Must(imK.IndexSelect(0, idx, false))
 		}
 		fk := m.K.UNet.Encoder.forward(x, mode)
 		if perm != nil {
 			x.MustDrop()
 		}
 		pk := pool(fk[4])
-		drop(fk[:]...)
+		torch.Drop(fk[:]...)
 		kRaw := m.K.Proj.forward(pk)
 		pk.MustDrop()
 		k := normalize(kRaw)
 		kRaw.MustDrop()
 		if perm != nil {
-			out.Keys = must(k.IndexSelect(0, inv, true))
-			drop(idx, inv)
+			out.Keys = torch.Must(k.IndexSelect(0, inv, true))
+			torch.Drop(idx, inv)
 		} else {
 			out.Keys = k
 		}
 	})
 	// l_pos = sum_c q*k [N,1]; l_neg = q @ queue [N,K] (queue detached).
-	prod := must(q.Mul(out.Keys, false))
-	lpos := must(prod.SumDimIntlist([]int64{1}, true, gotch.Float, true))
-	lneg := must(q.Mm(m.Queue, false))
-	logits := must(ts.Cat([]ts.Tensor{*lpos, *lneg}, 1))
-	drop(lpos, lneg)
+	prod := torch.Must(q.Mul(out.Keys, false))
+	lpos := torch.Must(prod.SumDimIntlist([]int64{1}, true, gotch.Float, true))
+	lneg := torch.Must(q.Mm(m.Queue, false))
+	logits := torch.Must(ts.Cat([]ts.Tensor{*lpos, *lneg}, 1))
+	torch.Drop(lpos, lneg)
 	t := ts.FloatScalar(temperature)
-	out.Logits = must(logits.DivScalar(t, true))
+	out.Logits = torch.Must(logits.DivScalar(t, true))
 	t.MustDrop()
 	return out, nil
 }
@@ -192,7 +192,7 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 // Enqueue writes keys [B, dim] into the queue at the pointer and advances it
 // (official _dequeue_and_enqueue; K % B must be 0).
 func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
-	defer catchOp("enqueue", &err)
+	defer torch.Catch("model: enqueue", &err)
 	b := keys.MustSize()[0]
 	kq := m.Queue.MustSize()[1]
 	if kq%b != 0 {
@@ -200,12 +200,12 @@ func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
 	}
 	ptr := m.QueuePtr.Int64Values()[0]
 	torch.NoGrad(func() {
-		kt := must(keys.T(false))
-		view := must(m.Queue.Narrow(1, ptr, b, false))
+		kt := torch.Must(keys.T(false))
+		view := torch.Must(m.Queue.Narrow(1, ptr, b, false))
 		view.Copy_(kt)
-		drop(kt, view)
+		torch.Drop(kt, view)
 		next := ts.IntScalar((ptr + b) % kq)
-		check(torch.InPlace(m.QueuePtr, func() error { return m.QueuePtr.Fill_(next) }))
+		torch.Check(torch.InPlace(m.QueuePtr, func() error { return m.QueuePtr.Fill_(next) }))
 		next.MustDrop()
 	})
 	return nil
@@ -213,13 +213,13 @@ func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
 
 // normalize is F.normalize(x, dim=1): x / max(||x||_2, 1e-12).
 func normalize(x *ts.Tensor) *ts.Tensor {
-	sq := must(x.Mul(x, false))
-	s := must(sq.SumDimIntlist([]int64{1}, true, gotch.Float, true))
-	n := must(s.Sqrt(true))
+	sq := torch.Must(x.Mul(x, false))
+	s := torch.Must(sq.SumDimIntlist([]int64{1}, true, gotch.Float, true))
+	n := torch.Must(s.Sqrt(true))
 	eps := ts.FloatScalar(1e-12)
-	n = must(n.ClampMin(eps, true))
+	n = torch.Must(n.ClampMin(eps, true))
 	eps.MustDrop()
-	y := must(x.Div(n, false))
+	y := torch.Must(x.Div(n, false))
 	n.MustDrop()
 	return y
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // TestMoCoStepMatchesPyTorch runs one DiRA_MoCo forward (ResNet-18 U-Net,
@@ -40,7 +42,7 @@ func TestMoCoStepMatchesPyTorch(t *testing.T) {
 	loadInto(t, m.Params, weights, keyDecoder)
 
 	imQ, imK := tensorOf(t, in["im_q"]), tensorOf(t, in["im_k"])
-	defer drop(imQ, imK)
+	defer torch.Drop(imQ, imK)
 	out, err := m.Forward(imQ, imK, Mode{Train: true, Groups: 1}, 0.99, 0.2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestMoCoStepMatchesPyTorch(t *testing.T) {
 	labels := ts.MustZeros([]int64{4}, gotch.Int64, gotch.CPU)
 	loss := out.Logits.MustCrossEntropyLoss(labels, ts.None, 1, -100, 0, false)
 	checkClose(t, "InfoNCE loss", loss.MustView([]int64{1}, false), want["loss"])
-	drop(labels, loss)
+	torch.Drop(labels, loss)
 
 	checkClose(t, "key conv1 after momentum update", m.Params.Get("encoder_k.backbone.encoder.conv1.weight").T, want["k_conv1_after"])
 	checkClose(t, "key fc.2 after momentum update", m.Params.Get("encoder_k.fc.2.weight").T, want["k_fc2_after"])

@@ -245,7 +245,7 @@ func forwardCase(t *testing.T, arch string, size, n int) {
 	loadInto(t, dps, weights, nil)
 
 	x, img := tensorOf(t, in["x"]), tensorOf(t, in["img"])
-	defer drop(x, img)
+	defer torch.Drop(x, img)
 
 	withGrad := func(name string, f func() (*ts.Tensor, error)) *ts.Tensor {
 		y, err := f()
@@ -262,7 +262,7 @@ func forwardCase(t *testing.T, arch string, size, n int) {
 	checkClose(t, arch+" projection", emb, want["eval_projection"])
 	d := withGrad("discriminator", func() (*ts.Tensor, error) { return disc.Forward(img) })
 	checkClose(t, "discriminator", d, want["disc"])
-	drop(mask, feat, emb, d)
+	torch.Drop(mask, feat, emb, d)
 
 	train := withGrad("train mask", func() (*ts.Tensor, error) { return u.Forward(x, Mode{Train: true}) })
 	checkClose(t, arch+" train mask", train, want["train_mask"])

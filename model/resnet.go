@@ -132,10 +132,10 @@ func (b *Block) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 		d := b.DownConv.forward(x)
 		id := b.DownBn.forward(d, m)
 		d.MustDrop()
-		check(torch.InPlace(out, func() error { return out.Add_(id) }))
+		torch.Check(torch.InPlace(out, func() error { return out.Add_(id) }))
 		id.MustDrop()
 	} else {
-		check(torch.InPlace(out, func() error { return out.Add_(x) }))
+		torch.Check(torch.InPlace(out, func() error { return out.Add_(x) }))
 	}
 	return relu(out)
 }
@@ -148,7 +148,7 @@ func (r *ResNet) forward(x *ts.Tensor, m Mode) [5]*ts.Tensor {
 	c := r.Conv1.forward(x)
 	f[0] = relu(r.Bn1.forward(c, m))
 	c.MustDrop()
-	h := must(f[0].MaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, false))
+	h := torch.Must(f[0].MaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, false))
 	for li, blocks := range r.Layers {
 		for _, b := range blocks {
 			next := b.forward(h, m)
@@ -157,7 +157,7 @@ func (r *ResNet) forward(x *ts.Tensor, m Mode) [5]*ts.Tensor {
 		}
 		f[li+1] = h
 		if li < 3 {
-			h = must(h.ShallowClone())
+			h = torch.Must(h.ShallowClone())
 		}
 	}
 	mustShape(f[4], x.MustSize()[0], -1, x.MustSize()[2]/32, x.MustSize()[3]/32)
@@ -172,6 +172,6 @@ func mustShape(t *ts.Tensor, want ...int64) {
 		ok = want[i] < 0 || got[i] == want[i]
 	}
 	if !ok {
-		panic(opError{fmt.Errorf("shape %v, want %v: %w", got, want, ErrShapeMismatch)})
+		torch.Check(fmt.Errorf("shape %v, want %v: %w", got, want, ErrShapeMismatch))
 	}
 }

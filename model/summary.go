@@ -58,7 +58,7 @@ func Summarize(c Config, size int, seed uint64) (s Summary, err error) {
 		{"total", ups.Count("") + pps.Count("") + dps.Count("")},
 	}
 
-	defer catchOp("summary forward", &err)
+	defer torch.Catch("model: summary forward", &err)
 	x := ts.MustZeros([]int64{1, 3, int64(size), int64(size)}, gotch.Float, gotch.CPU)
 	defer x.MustDrop()
 	torch.NoGrad(func() {
@@ -67,7 +67,7 @@ func Summarize(c Config, size int, seed uint64) (s Summary, err error) {
 		for _, t := range f {
 			s.StageShapes = append(s.StageShapes, t.MustSize())
 		}
-		drop(f[:]...)
+		torch.Drop(f[:]...)
 	})
 	return s, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // DecoderBlock is smp 0.1.3's DecoderBlock without attention: nearest 2x
@@ -46,10 +48,10 @@ func (d *Decoder) forward(f [5]*ts.Tensor, m Mode) *ts.Tensor {
 	for i, b := range d.Blocks {
 		sz := x.MustSize()
 		// F.interpolate(scale_factor=2, mode="nearest"): out = floor(in*2).
-		up := must(x.UpsampleNearest2d([]int64{sz[2] * 2, sz[3] * 2}, []float64{2}, []float64{2}, owned))
+		up := torch.Must(x.UpsampleNearest2d([]int64{sz[2] * 2, sz[3] * 2}, []float64{2}, []float64{2}, owned))
 		if i < 4 {
 			skip := f[3-i]
-			cat := must(ts.Cat([]ts.Tensor{*up, *skip}, 1))
+			cat := torch.Must(ts.Cat([]ts.Tensor{*up, *skip}, 1))
 			up.MustDrop()
 			up = cat
 		}
@@ -97,7 +99,7 @@ func (u *UNet) decode(f [5]*ts.Tensor, m Mode) *ts.Tensor {
 	y := u.Head.forward(d)
 	d.MustDrop()
 	if u.Activation == "sigmoid" {
-		y = must(y.Sigmoid(true))
+		y = torch.Must(y.Sigmoid(true))
 	}
 	return y
 }
@@ -105,25 +107,25 @@ func (u *UNet) decode(f [5]*ts.Tensor, m Mode) *ts.Tensor {
 // Forward returns the U-Net output [N, classes, H, W] for x [N, 3, H, W]
 // (H and W multiples of 32).
 func (u *UNet) Forward(x *ts.Tensor, m Mode) (mask *ts.Tensor, err error) {
-	defer catchOp("unet forward", &err)
+	defer torch.Catch("model: unet forward", &err)
 	f := u.Encoder.forward(x, m)
-	defer drop(f[:]...)
+	defer torch.Drop(f[:]...)
 	return u.decode(f, m), nil
 }
 
 // Features returns the encoder's global-average-pooled last stage [N, C]:
 // what a classifier built on the encoder sees (the `features` of encoder.onnx).
 func (u *UNet) Features(x *ts.Tensor, m Mode) (feat *ts.Tensor, err error) {
-	defer catchOp("encoder forward", &err)
+	defer torch.Catch("model: encoder forward", &err)
 	f := u.Encoder.forward(x, m)
-	defer drop(f[:]...)
+	defer torch.Drop(f[:]...)
 	return pool(f[4]), nil
 }
 
 // pool is avgpool + flatten: [N, C, h, w] -> [N, C].
 func pool(x *ts.Tensor) *ts.Tensor {
-	p := must(x.AdaptiveAvgPool2d([]int64{1, 1}, false))
-	return must(p.Flatten(1, -1, true))
+	p := torch.Must(x.AdaptiveAvgPool2d([]int64{1, 1}, false))
+	return torch.Must(p.Flatten(1, -1, true))
 }
 
 // NewUNet builds a standalone U-Net whose keys are smp's bare names

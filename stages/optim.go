@@ -49,7 +49,7 @@ func ZeroGrad(params []*ts.Tensor) {
 	for _, p := range params {
 		g := p.MustGrad(false)
 		if g.MustDefined() {
-			check(torch.InPlace(g, g.Zero_))
+			torch.Check(torch.InPlace(g, g.Zero_))
 		}
 		g.MustDrop()
 	}
@@ -71,13 +71,13 @@ type Adam struct {
 
 // Step applies one Adam update.
 func (o *Adam) Step() (err error) {
-	defer catchTorch("adam step", &err)
+	defer torch.Catch("adam step", &err)
 	if o.M == nil {
 		o.M = make([]*ts.Tensor, len(o.Params))
 		o.V = make([]*ts.Tensor, len(o.Params))
 		for i, p := range o.Params {
-			o.M[i] = must(p.ZerosLike(false))
-			o.V[i] = must(p.ZerosLike(false))
+			o.M[i] = torch.Must(p.ZerosLike(false))
+			o.V[i] = torch.Must(p.ZerosLike(false))
 		}
 	}
 	o.Steps++
@@ -100,23 +100,23 @@ func (o *Adam) Step() (err error) {
 				g.MustDrop()
 				continue
 			}
-			check(torch.InPlace(o.M[i], func() error { return o.M[i].MulScalar_(b1) }))
-			gs := must(g.MulScalar(omb1, false))
-			check(torch.InPlace(o.M[i], func() error { return o.M[i].Add_(gs) }))
+			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].MulScalar_(b1) }))
+			gs := torch.Must(g.MulScalar(omb1, false))
+			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].Add_(gs) }))
 			gs.MustDrop()
-			check(torch.InPlace(o.V[i], func() error { return o.V[i].MulScalar_(b2) }))
-			gg := must(g.Mul(g, false))
-			check(torch.InPlace(gg, func() error { return gg.MulScalar_(omb2) }))
-			check(torch.InPlace(o.V[i], func() error { return o.V[i].Add_(gg) }))
+			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].MulScalar_(b2) }))
+			gg := torch.Must(g.Mul(g, false))
+			torch.Check(torch.InPlace(gg, func() error { return gg.MulScalar_(omb2) }))
+			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].Add_(gg) }))
 			gg.MustDrop()
 			g.MustDrop()
-			denom := must(o.V[i].Sqrt(false))
-			check(torch.InPlace(denom, func() error { return denom.MulScalar_(invSqrtBC2) }))
-			check(torch.InPlace(denom, func() error { return denom.AddScalar_(eps) }))
-			upd := must(o.M[i].Div(denom, false))
+			denom := torch.Must(o.V[i].Sqrt(false))
+			torch.Check(torch.InPlace(denom, func() error { return denom.MulScalar_(invSqrtBC2) }))
+			torch.Check(torch.InPlace(denom, func() error { return denom.AddScalar_(eps) }))
+			upd := torch.Must(o.M[i].Div(denom, false))
 			denom.MustDrop()
-			check(torch.InPlace(upd, func() error { return upd.MulScalar_(step) }))
-			check(torch.InPlace(p, func() error { return p.Add_(upd) }))
+			torch.Check(torch.InPlace(upd, func() error { return upd.MulScalar_(step) }))
+			torch.Check(torch.InPlace(p, func() error { return p.Add_(upd) }))
 			upd.MustDrop()
 		}
 	})

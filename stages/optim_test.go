@@ -59,7 +59,7 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 			g := ts.MustOfSlice(grads[s*12:(s+1)*12]).MustView([]int64{3, 4}, true)
 			loss := p.MustMul(g, false).MustSum(p.DType(), true)
 			loss.MustBackward()
-			drop(loss, g)
+			torch.Drop(loss, g)
 			if err := step(); err != nil {
 				t.Fatal(err)
 			}

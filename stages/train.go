@@ -314,11 +314,11 @@ func (tr *trainer) close() {
 		tr.discPs.Drop()
 	}
 	if tr.sgd != nil {
-		drop(tr.sgd.Bufs...)
+		torch.Drop(tr.sgd.Bufs...)
 	}
 	if tr.adam != nil {
-		drop(tr.adam.M...)
-		drop(tr.adam.V...)
+		torch.Drop(tr.adam.M...)
+		torch.Drop(tr.adam.V...)
 	}
 }
 
@@ -436,7 +436,7 @@ type lossTerms struct {
 	total, nce, mse, advG *ts.Tensor
 }
 
-func (l lossTerms) drop() { drop(l.total, l.nce, l.mse, l.advG) }
+func (l lossTerms) drop() { torch.Drop(l.total, l.nce, l.mse, l.advG) }
 
 // Step is one training iteration's recipe: the networks, optimisers, loss
 // weights and MoCo settings. The trainer runs it on each batch; the benchmark
@@ -454,21 +454,21 @@ type Step struct {
 
 // losses builds the weighted generator loss of a MoCo forward.
 func (st *Step) losses(out model.StepOutput, target *ts.Tensor) (l lossTerms, err error) {
-	defer catchTorch("losses", &err)
+	defer torch.Catch("losses", &err)
 	w := st.Losses
 	n := out.Logits.MustSize()[0]
 	labels := ts.MustZeros([]int64{n}, gotch.Int64, gotch.CPU) // the positive key is class 0
-	l.nce = must(out.Logits.CrossEntropyLoss(labels, ts.None, 1, -100, 0, false))
+	l.nce = torch.Must(out.Logits.CrossEntropyLoss(labels, ts.None, 1, -100, 0, false))
 	labels.MustDrop()
 	l.total = scaled(l.nce, w.ContrastiveWeight)
 	if out.Rec != nil {
-		l.mse = must(out.Rec.MseLoss(target, 1, false))
+		l.mse = torch.Must(out.Rec.MseLoss(target, 1, false))
 		addScaled(l.total, l.mse, w.MSEWeight)
 	}
 	if st.Disc != nil {
 		d, err := st.Disc.Forward(out.Rec)
 		if err != nil {
-			panic(torchError{err})
+			torch.Check(err)
 		}
 		l.advG = lsgan(d, 1)
 		d.MustDrop()
@@ -481,13 +481,13 @@ func (st *Step) losses(out model.StepOutput, target *ts.Tensor) (l lossTerms, er
 func scaled(x *ts.Tensor, w float64) *ts.Tensor {
 	s := ts.FloatScalar(w)
 	defer s.MustDrop()
-	return must(x.MulScalar(s, false))
+	return torch.Must(x.MulScalar(s, false))
 }
 
 // addScaled does acc += w*x (out of place on the graph: acc is a fresh sum).
 func addScaled(acc, x *ts.Tensor, w float64) {
 	t := scaled(x, w)
-	check(torch.InPlace(acc, func() error { return acc.Add_(t) }))
+	torch.Check(torch.InPlace(acc, func() error { return acc.Add_(t) }))
 	t.MustDrop()
 }
 
@@ -496,19 +496,19 @@ func addScaled(acc, x *ts.Tensor, w float64) {
 func lsgan(d *ts.Tensor, label float64) *ts.Tensor {
 	var target *ts.Tensor
 	if label == 1 {
-		target = must(d.OnesLike(false))
+		target = torch.Must(d.OnesLike(false))
 	} else {
-		target = must(d.ZerosLike(false))
+		target = torch.Must(d.ZerosLike(false))
 	}
 	defer target.MustDrop()
-	return must(d.MseLoss(target, 1, false))
+	return torch.Must(d.MseLoss(target, 1, false))
 }
 
 // step runs one training iteration on b and returns its loss values.
 func (tr *trainer) step(b *data.Batch) (vals map[string]float64, err error) {
-	defer catchTorch(fmt.Sprintf("step %d", tr.meta.Step+1), &err)
+	defer torch.Catch(fmt.Sprintf("step %d", tr.meta.Step+1), &err)
 	q, k, target := batchTensors(b)
-	defer drop(q, k, target)
+	defer torch.Drop(q, k, target)
 	if tr.BeforeStep != nil {
 		tr.BeforeStep(tr.meta.Step+1, q, k, target)
 	}
@@ -539,7 +539,7 @@ func (tr *trainer) step(b *data.Batch) (vals map[string]float64, err error) {
 // If a loss term is NaN or Inf, Run stops before any update and returns its
 // name as bad (vals[bad] is the value).
 func (st *Step) Run(q, k, target *ts.Tensor, perm []int64) (vals map[string]float64, bad string, err error) {
-	defer catchTorch("train step", &err)
+	defer torch.Catch("train step", &err)
 	out, err := st.MoCo.Forward(q, k, model.Mode{Train: true, Groups: st.Groups}, st.Momentum, st.Temperature, perm)
 	if err != nil {
 		return nil, "", err
@@ -566,14 +566,14 @@ func (st *Step) Run(q, k, target *ts.Tensor, perm []int64) (vals map[string]floa
 	}
 
 	ZeroGrad(st.SGD.Params)
-	check(l.total.Backward())
+	torch.Check(l.total.Backward())
 	if err := st.SGD.Step(); err != nil {
 		return nil, "", err
 	}
 	if st.Disc != nil {
 		// 0.5*(LS(D(real),1) + LS(D(fake),0)) on the pre-step restoration.
 		ZeroGrad(st.Adam.Params)
-		fake := must(out.Rec.Detach(false))
+		fake := torch.Must(out.Rec.Detach(false))
 		dReal, err := st.Disc.Forward(target)
 		if err != nil {
 			return nil, "", err
@@ -583,18 +583,18 @@ func (st *Step) Run(q, k, target *ts.Tensor, perm []int64) (vals map[string]floa
 			return nil, "", err
 		}
 		lr, lf := lsgan(dReal, 1), lsgan(dFake, 0)
-		ld := must(lr.Add(lf, false))
+		ld := torch.Must(lr.Add(lf, false))
 		half := ts.FloatScalar(0.5)
-		check(torch.InPlace(ld, func() error { return ld.MulScalar_(half) }))
+		torch.Check(torch.InPlace(ld, func() error { return ld.MulScalar_(half) }))
 		half.MustDrop()
 		dv := ld.Float64Values()[0]
 		vals["d_loss"] = dv
 		if math.IsNaN(dv) || math.IsInf(dv, 0) {
-			drop(fake, dReal, dFake, lr, lf, ld)
+			torch.Drop(fake, dReal, dFake, lr, lf, ld)
 			return vals, "d_loss", nil
 		}
-		check(ld.Backward())
-		drop(fake, dReal, dFake, lr, lf, ld)
+		torch.Check(ld.Backward())
+		torch.Drop(fake, dReal, dFake, lr, lf, ld)
 		if err := st.Adam.Step(); err != nil {
 			return nil, "", err
 		}
@@ -618,10 +618,10 @@ func (tr *trainer) nonFinite(b *data.Batch, term string, v float64) error {
 // batchTensors copies a batch into tensors [N,3,H,W], [N,3,H,W], [N,1,H,W].
 func batchTensors(b *data.Batch) (q, k, target *ts.Tensor) {
 	n, h, w := int64(b.N), int64(b.H), int64(b.W)
-	q = must(ts.NewTensorFromData(b.Query, []int64{n, 3, h, w}))
-	k = must(ts.NewTensorFromData(b.Key, []int64{n, 3, h, w}))
+	q = torch.Must(ts.NewTensorFromData(b.Query, []int64{n, 3, h, w}))
+	k = torch.Must(ts.NewTensorFromData(b.Key, []int64{n, 3, h, w}))
 	if b.Target != nil {
-		target = must(ts.NewTensorFromData(b.Target, []int64{n, 1, h, w}))
+		target = torch.Must(ts.NewTensorFromData(b.Target, []int64{n, 1, h, w}))
 	}
 	return q, k, target
 }
@@ -653,23 +653,23 @@ func (tr *trainer) validate(ctx context.Context, epoch int) (float64, error) {
 		var v float64
 		var stepErr error
 		torch.NoGrad(func() {
-			defer catchTorch(fmt.Sprintf("validation batch %d", b.Index), &stepErr)
+			defer torch.Catch(fmt.Sprintf("validation batch %d", b.Index), &stepErr)
 			q, k, target := batchTensors(b)
-			defer drop(q, k, target)
+			defer torch.Drop(q, k, target)
 			out, err := tr.moco.Forward(q, k, model.Eval, momentum, tr.cfg.MoCo.Temperature, nil)
 			if err != nil {
-				panic(torchError{err})
+				torch.Check(err)
 			}
 			defer out.Drop()
 			l, err := tr.core.losses(out, target)
 			if err != nil {
-				panic(torchError{err})
+				torch.Check(err)
 			}
 			v = l.total.Float64Values()[0]
 			l.drop()
 			if tr.stage.ValidationMovesKeys {
 				if err := tr.moco.Enqueue(out.Keys); err != nil {
-					panic(torchError{err})
+					torch.Check(err)
 				}
 			}
 			if n == 0 && tr.restore {
