@@ -139,6 +139,12 @@ func (r *Run) RecordArtifact(stage, path string) error {
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("run: artifact %s: %w", path, err)
 	}
+	return r.RecordArtifactSum(stage, path, hex.EncodeToString(h.Sum(nil)))
+}
+
+// RecordArtifactSum stores an artifact's sha256 (hex) that its writer computed
+// while writing it, sparing a second read of a large file.
+func (r *Run) RecordArtifactSum(stage, path, sum string) error {
 	rel, err := filepath.Rel(r.Dir, path)
 	if err != nil {
 		rel = path
@@ -150,7 +156,7 @@ func (r *Run) RecordArtifact(stage, path string) error {
 	if rec.Artifacts == nil {
 		rec.Artifacts = map[string]string{}
 	}
-	rec.Artifacts[rel] = hex.EncodeToString(h.Sum(nil))
+	rec.Artifacts[rel] = sum
 	return r.saveManifest()
 }
 

@@ -3,6 +3,8 @@ package stages
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,12 +72,14 @@ type namedTensor struct {
 }
 
 // saveCheckpoint writes meta and tensors to path atomically: a crash leaves
-// the previous file intact and no partial file under path.
-func saveCheckpoint(path string, meta Meta, tensors []namedTensor) error {
+// the previous file intact and no partial file under path. It returns the
+// file's sha256 (hex), computed while writing, for the run manifest.
+func saveCheckpoint(path string, meta Meta, tensors []namedTensor) (sum string, err error) {
 	meta.Format = checkpointFormat
 	meta.Saved = time.Now().UTC()
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		zw := zip.NewWriter(w)
+	h := sha256.New()
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		zw := zip.NewWriter(io.MultiWriter(w, h))
 		mj, err := json.MarshalIndent(meta, "", "  ")
 		if err != nil {
 			return err
@@ -95,6 +99,10 @@ func saveCheckpoint(path string, meta Meta, tensors []namedTensor) error {
 		}
 		return zw.Close()
 	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func writeEntry(zw *zip.Writer, name string, b []byte) error {

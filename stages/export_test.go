@@ -1,12 +1,17 @@
 package stages
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 
 	"dira/pipeline"
 )
@@ -71,5 +76,25 @@ func TestExportStage(t *testing.T) {
 	}
 	if tmps, _ := filepath.Glob(filepath.Join(base, ".export-tmp-*")); len(tmps) > 0 {
 		t.Errorf("temporary folders left: %v", tmps)
+	}
+}
+
+// TestCheckpointSumMatchesFile: the sha256 the writer records while writing
+// is the file's.
+func TestCheckpointSumMatchesFile(t *testing.T) {
+	runtime.LockOSThread()
+	p := filepath.Join(t.TempDir(), "x.ckpt")
+	x := ts.MustOnes([]int64{3, 4}, gotch.Float, gotch.CPU)
+	defer x.MustDrop()
+	sum, err := saveCheckpoint(p, Meta{Stage: "warmup"}, []namedTensor{{"model/x", x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if want := sha256.Sum256(b); sum != hex.EncodeToString(want[:]) {
+		t.Fatalf("recorded %s, file has %x", sum, want)
+	}
+	if _, err := LoadCheckpoint(p); err != nil {
+		t.Fatal(err)
 	}
 }

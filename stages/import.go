@@ -19,5 +19,6 @@ func WriteImported(path string, meta Meta, moco, disc *model.Params) error {
 			tensors = append(tensors, namedTensor{groupDisc + p.Name, p.T})
 		}
 	}
-	return saveCheckpoint(path, meta, tensors)
+	_, err := saveCheckpoint(path, meta, tensors)
+	return err
 }

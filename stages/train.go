@@ -252,10 +252,11 @@ func (tr *trainer) save(path string) error {
 			tensors = append(tensors, namedTensor{groupAdamM + p.Name, tr.adam.M[i]}, namedTensor{groupAdamV + p.Name, tr.adam.V[i]})
 		}
 	}
-	if err := saveCheckpoint(path, meta, tensors); err != nil {
+	sum, err := saveCheckpoint(path, meta, tensors)
+	if err != nil {
 		return err
 	}
-	return tr.run.RecordArtifact(tr.stage.Name, path)
+	return tr.run.RecordArtifactSum(tr.stage.Name, path, sum)
 }
 
 // openMetrics opens metrics.jsonl for appending, first dropping lines past
