@@ -46,8 +46,11 @@ type Config struct {
 	Prefetch int `yaml:"prefetch" mapstructure:"prefetch"`
 	// What to do with an image that cannot be read: skip (count it, fill the batch with the next good image) or fail (stop with an error naming the file).
 	BadImages string `yaml:"bad_images" mapstructure:"bad_images"`
-	// true: modes dir/dira (distorted views plus restoration target); false: mode di (two undistorted views, no target).
-	Restoration bool `yaml:"restoration" mapstructure:"restoration"`
+	// Restoration is not a config key: the training stage sets it from its
+	// kind (true for warmup and adversarial, modes dir/dira: distorted views
+	// plus the restoration target; false for moco, mode di: two undistorted
+	// views, no target).
+	Restoration bool `yaml:"-" mapstructure:"-"`
 	// View augmentation and restoration distortion (DiRA spec 3.1, 3.2).
 	Augment AugmentConfig `yaml:"augment" mapstructure:"augment"`
 }
@@ -162,7 +165,6 @@ func (Config) FieldDocs() map[string]string {
 		"workers":                     "Goroutines decoding and augmenting ahead of training (count); results do not depend on it.",
 		"prefetch":                    "Finished batches queued ahead of the training step (count); bounds the loader's memory.",
 		"bad_images":                  "What to do with an image that cannot be read: skip (count it, fill the batch with the next good image) or fail (stop with an error naming the file).",
-		"restoration":                 "true: modes dir/dira (distorted views plus restoration target); false: mode di (two undistorted views, no target).",
 		"augment":                     "View augmentation and restoration distortion (DiRA spec 3.1, 3.2).",
 		"augment.crop_scale":          "RandomResizedCrop area range as a fraction of the image area ([min, max]).",
 		"augment.crop_ratio":          "RandomResizedCrop aspect-ratio range, width/height ([min, max]; drawn log-uniformly).",

@@ -1,7 +1,7 @@
 // Package data owns DiRA's input pipeline up to the batch tensors: list files
 // in the ChestX-ray14 format, folder and synthetic image sources, PNG/JPEG
 // decoding, the two augmented views and the restoration distortion of the
-// official code (shared/design/dira-spec.md, sections 3.1, 3.2 and 5.1), a
+// official code (docs/dira-spec.md, sections 3.1, 3.2 and 5.1), a
 // parallel prefetching Loader, and a PNG preview of what the network sees.
 //
 // It is pure Go and knows nothing of tensors' gradients or devices: a Batch

@@ -64,14 +64,14 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// TestOfficialLists parses the official DiRA split, kept in shared/ beside the
-// repository.
+// TestOfficialLists parses the official ChestX-ray14 split (DiRA's train and
+// val lists and the official test list), kept in configs/lists/.
 func TestOfficialLists(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "chestxray14")
+	dir := filepath.Join(repoRoot(t), "configs", "lists", "chestxray14")
 	for _, tc := range []struct {
 		file string
 		n    int
-	}{{"Xray14_train_official.txt", 75312}, {"Xray14_val_official.txt", 11212}} {
+	}{{"Xray14_train_official.txt", 75312}, {"Xray14_val_official.txt", 11212}, {"Xray14_test_official.txt", 25596}} {
 		t.Run(tc.file, func(t *testing.T) {
 			s, err := NewListSource("/images", filepath.Join(dir, tc.file))
 			if err != nil {

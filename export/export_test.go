@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -16,6 +15,7 @@ import (
 	"dira/internal/atomicfile"
 	"dira/internal/torch"
 	"dira/model"
+	"dira/transfer"
 )
 
 // fixtureDir holds the files the tests share (a ResNet-50 U-Net's exports
@@ -23,7 +23,6 @@ import (
 var fixtureDir string
 
 func TestMain(m *testing.M) {
-	runtime.LockOSThread() // gotch's grad mode and error slot are per OS thread
 	torch.SetThreads(2)
 	code := func() int {
 		lib, err := infer.FindLibrary("", "")
@@ -105,15 +104,15 @@ func fixture(t *testing.T, c netCase) *exported {
 	opts := Options{Height: c.size, Width: c.size, Stage: "adversarial", Epoch: 3, ConfigHash: "cafe01"}
 	mustWrite(t, e.encoderONNX, func(w io.Writer) error { return WriteEncoder(w, u, opts) })
 	mustWrite(t, e.unetONNX, func(w io.Writer) error { return WriteUNet(w, u, opts) })
-	sd, err := FromParams(ps, "")
+	sd, err := ps.StateDict("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := sd.Encoder()
+	enc, err := transfer.Classification.StateDict(sd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	un, err := sd.UNet()
+	un, err := transfer.UNet.StateDict(sd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"dira/export/onnxpb"
+	"dira/internal/torch"
 	"dira/model"
 )
 
@@ -133,7 +134,7 @@ func buildModel(u *model.UNet, opts Options, kind Kind) (m *onnxpb.ModelProto, e
 		g.g.Output = []*onnxpb.ValueInfoProto{valueInfo(FeaturesName, "N", ch[5])}
 	case KindUNet:
 		d := g.decoder(u.Decoder, f)
-		classes := u.Head.Weight.MustSize()[0]
+		classes := torch.Size(u.Head.Weight)[0]
 		switch u.Activation {
 		case "sigmoid":
 			h := g.conv("segmentation_head.0", "segmentation_head.0", d, u.Head, nil)
@@ -199,15 +200,15 @@ func (g *graph) initializer(name string, shape []int64, data []float32) string {
 // conv adds Conv with bn folded in (bn may be nil) named name, whose output
 // is out.
 func (g *graph) conv(name, out, x string, c *model.Conv2d, bn *model.BatchNorm) string {
-	shape := c.Weight.MustSize()
-	w := model.Values(c.Weight)
+	shape := torch.Size(c.Weight)
+	w := torch.Float32s(c.Weight)
 	var b []float32
 	if c.Bias != nil {
-		b = model.Values(c.Bias)
+		b = torch.Float32s(c.Bias)
 	}
 	if bn != nil {
-		w, b = foldBN(w, shape[0], b, model.Values(bn.Weight), model.Values(bn.Bias),
-			model.Values(bn.RunningMean), model.Values(bn.RunningVar), bnEps)
+		w, b = foldBN(w, shape[0], b, torch.Float32s(bn.Weight), torch.Float32s(bn.Bias),
+			torch.Float32s(bn.RunningMean), torch.Float32s(bn.RunningVar), bnEps)
 	}
 	inputs := []string{x, g.initializer(name+".weight", shape, w)}
 	if b != nil {

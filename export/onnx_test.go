@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,13 +13,15 @@ import (
 
 	"dira/export/onnxpb"
 	"dira/infer"
+	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
 	"dira/model"
 )
 
 // TestFoldBN: Conv then eval-mode BatchNorm in libtorch equals one Conv with
 // foldBN's weights and bias, with and without a conv bias.
 func TestFoldBN(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	const out, in, k = 4, 3, 3
 	x := RandomInput(2, 8, 8, 1) // [2,3,8,8]
 	w := RandomInput(out, k, k, 2).Data[:out*in*k*k]
@@ -43,7 +44,7 @@ func TestFoldBN(t *testing.T) {
 		bias []float32
 	}{{"no_bias", nil}, {"bias", []float32{0.2, -0.4, 0.6, -0.8}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			xt, wt := tensor(x.Data, x.Shape...), tensor(w, out, in, k, k)
 			bt := ts.None
 			if tc.bias != nil {
@@ -53,7 +54,7 @@ func TestFoldBN(t *testing.T) {
 			want := ts.MustBatchNorm(conv, tensor(gamma, out), tensor(beta, out), tensor(mean, out), tensor(variance, out), false, 0.1, bnEps, false)
 			fw, fb := foldBN(w, out, tc.bias, gamma, beta, mean, variance, bnEps)
 			got := ts.MustConv2d(xt, tensor(fw, out, in, k, k), tensor(fb, out), []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1)
-			d, scale := maxAbsDiff(model.Values(got), model.Values(want))
+			d, scale := maxAbsDiff(torch.Float32s(got), torch.Float32s(want))
 			within(t, "folded conv vs conv+BN", d, scale, 1e-6*scale) // float32 rounding of outputs up to ~50
 		})
 	}
@@ -62,10 +63,10 @@ func TestFoldBN(t *testing.T) {
 // TestRuntimeMatchesGo is the export round trip: each ONNX file in ONNX
 // Runtime against the Go forward (eval mode) on the same batch.
 func TestRuntimeMatchesGo(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			e := fixture(t, c)
 			for _, a := range []struct {
 				kind Kind
@@ -107,10 +108,10 @@ func encoderChannels(t *testing.T, arch string) int64 {
 // shape inference) accepts both files; they declare IR 8, opset 17, the
 // named dynamic-batch input/output and the metadata.
 func TestCheckerAccepts(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			e := fixture(t, c)
 			var got map[string]struct {
 				IRVersion int               `json:"ir_version"`
@@ -164,7 +165,7 @@ func TestCheckerAccepts(t *testing.T) {
 // TestResizeAttributes: the U-Net's upsampling is written as torch 1.13's
 // exporter writes F.interpolate(scale_factor=2, mode="nearest").
 func TestResizeAttributes(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	e := fixture(t, small)
 	b, err := os.ReadFile(e.unetONNX)
 	if err != nil {
@@ -207,7 +208,7 @@ func TestResizeAttributes(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	e := fixture(t, small)
 	for _, tc := range []struct {
 		name string
@@ -218,7 +219,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"odd_width", Options{Height: 64, Width: 65}, "width must be a positive multiple of 32, got 65"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			var buf bytes.Buffer
 			err := WriteEncoder(&buf, e.u, tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -238,7 +239,7 @@ func TestOptionsErrors(t *testing.T) {
 // TestVerifyNamesBadFile: a truncated or missing ONNX file is an error that
 // names it.
 func TestVerifyNamesBadFile(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	e := fixture(t, small)
 	b, err := os.ReadFile(e.encoderONNX)
 	if err != nil {

@@ -2,7 +2,6 @@ package export
 
 import (
 	"os"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"dira/infer"
+	"dira/internal/torch/torchtest"
 )
 
 // TestOnnxGoRunsEncoder: a second, independent engine. onnx-go (v0.5.0,
@@ -19,10 +19,10 @@ import (
 // about 100x slower than ONNX Runtime (ResNet-50 at 224x224, batch 2: about
 // 13 s on 2 cores).
 func TestOnnxGoRunsEncoder(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			onnxGoCase(t, c)
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"dira/statedict"
 )
 
 // The layout torch.save (PyTorch >= 1.6, "zipfile serialization") writes and
@@ -36,11 +38,11 @@ const (
 // WritePTH writes sd as torch.save(OrderedDict) would: torch.load returns an
 // OrderedDict of CPU tensors with sd's names, shapes, dtypes and order; 0-d
 // entries (num_batches_tracked) come back 0-d. The keys are written as they
-// are; strip them first (StateDict.Encoder, StateDict.UNet).
-func WritePTH(w io.Writer, sd StateDict) error {
+// are; rename them first (transfer.Classification.StateDict, transfer.UNet.StateDict).
+func WritePTH(w io.Writer, sd statedict.StateDict) error {
 	for _, t := range sd {
-		if err := t.check(); err != nil {
-			return err
+		if err := t.Check(); err != nil {
+			return fmt.Errorf("export: %w", err)
 		}
 	}
 	z := zip.NewWriter(w)
@@ -94,8 +96,8 @@ func WritePTH(w io.Writer, sd StateDict) error {
 
 // storageBytes is the tensor's storage as torch writes it: little-endian
 // elements, one storage per tensor, offset 0.
-func storageBytes(t Tensor) []byte {
-	if t.DType == Int64 {
+func storageBytes(t statedict.Tensor) []byte {
+	if t.DType == statedict.Int64 {
 		b := make([]byte, 8*len(t.I64))
 		for i, v := range t.I64 {
 			binary.LittleEndian.PutUint64(b[8*i:], uint64(v))
@@ -198,7 +200,7 @@ func (p *pickler) emptyOrderedDict() {
 // statePickle is data.pkl for sd: OrderedDict((name,
 // _rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())), ...),
 // tensor i stored in data/<i>.
-func statePickle(sd StateDict) []byte {
+func statePickle(sd statedict.StateDict) []byte {
 	var p pickler
 	p.WriteByte(opProto)
 	p.WriteByte(2)
@@ -211,7 +213,7 @@ func statePickle(sd StateDict) []byte {
 		// The storage: a persistent id the unpickler resolves to data/<key>.
 		p.WriteByte(opMark)
 		p.str("storage")
-		if t.DType == Int64 {
+		if t.DType == statedict.Int64 {
 			p.global("torch", "LongStorage")
 		} else {
 			p.global("torch", "FloatStorage")

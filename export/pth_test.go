@@ -7,31 +7,32 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	"dira/infer"
 	"dira/internal/npy"
+	"dira/internal/torch/torchtest"
+	"dira/statedict"
 )
 
 // TestWritePTHLayout: the archive has torch.save's entries in torch's order,
 // stored, with data on 64-byte boundaries; torch.load gives back an
 // OrderedDict with the same names, dtypes, shapes (0-d included) and values.
 func TestWritePTHLayout(t *testing.T) {
-	runtime.LockOSThread()        // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	big := make([]float32, 70000) // a dimension that needs a 4-byte pickle int
 	for i := range big {
 		big[i] = float32(i) / 7
 	}
-	sd := StateDict{
+	sd := statedict.StateDict{
 		{Name: "layer1.0.conv1.weight", Shape: []int64{2, 3}, F32: []float32{1, -2, 3.5, 0, 1e-30, -7}},
-		{Name: "bn1.num_batches_tracked", Shape: []int64{}, DType: Int64, I64: []int64{1 << 40}},
+		{Name: "bn1.num_batches_tracked", Shape: []int64{}, DType: statedict.Int64, I64: []int64{1 << 40}},
 		{Name: "five_d", Shape: []int64{1, 2, 1, 2, 1}, F32: []float32{1, 2, 3, 4}},
 		{Name: "wide", Shape: []int64{300}, F32: big[:300]}, // 2-byte pickle int
 		{Name: "big", Shape: []int64{70000}, F32: big},
-		{Name: "counts", Shape: []int64{3}, DType: Int64, I64: []int64{-1, 0, 1<<31 + 5}},
+		{Name: "counts", Shape: []int64{3}, DType: statedict.Int64, I64: []int64{-1, 0, 1<<31 + 5}},
 		{Name: "empty", Shape: []int64{0}, F32: []float32{}},
 	}
 	var buf bytes.Buffer
@@ -87,14 +88,14 @@ func TestWritePTHLayout(t *testing.T) {
 	}
 	for i, e := range loaded.Entries {
 		w := sd[i]
-		wantDType := map[DType]string{Float32: "torch.float32", Int64: "torch.int64"}[w.DType]
+		wantDType := map[statedict.DType]string{statedict.Float32: "torch.float32", statedict.Int64: "torch.int64"}[w.DType]
 		if e.Name != w.Name || e.DType != wantDType || !slices.Equal(e.Shape, w.Shape) {
 			t.Errorf("entry %d: %s %s %v, want %s %s %v", i, e.Name, e.DType, e.Shape, w.Name, wantDType, w.Shape)
 			continue
 		}
 		for j, v := range e.Values {
 			var wv float64
-			if w.DType == Int64 {
+			if w.DType == statedict.Int64 {
 				wv = float64(w.I64[j])
 			} else {
 				wv = float64(w.F32[j])
@@ -108,9 +109,9 @@ func TestWritePTHLayout(t *testing.T) {
 }
 
 func TestWritePTHRejectsShortData(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	var buf bytes.Buffer
-	err := WritePTH(&buf, StateDict{{Name: "w", Shape: []int64{2, 2}, F32: []float32{1, 2, 3}}})
+	err := WritePTH(&buf, statedict.StateDict{{Name: "w", Shape: []int64{2, 2}, F32: []float32{1, 2, 3}}})
 	if err == nil || !strings.Contains(err.Error(), "w: shape [2 2] needs 4 values, has 3") {
 		t.Fatalf("error %v", err)
 	}
@@ -126,10 +127,10 @@ func TestWritePTHRejectsShortData(t *testing.T) {
 // Unet missing exactly the head it removes, and the full unet.pth in that
 // Unet gives unet.onnx's mask.
 func TestREADMESnippets(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, c := range []netCase{small, resnet50} {
 		t.Run(c.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			e := fixture(t, c)
 			dir := t.TempDir()
 			input := filepath.Join(dir, "input.npy")

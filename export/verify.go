@@ -105,7 +105,7 @@ func goForward(u *model.UNet, kind Kind, x infer.Tensor) (infer.Tensor, error) {
 	if err != nil {
 		return infer.Tensor{}, err
 	}
-	defer in.MustDrop()
+	defer torch.Drop(in)
 	var y *ts.Tensor
 	torch.NoGrad(func() {
 		if kind == KindEncoder {
@@ -117,6 +117,6 @@ func goForward(u *model.UNet, kind Kind, x infer.Tensor) (infer.Tensor, error) {
 	if err != nil {
 		return infer.Tensor{}, err
 	}
-	defer y.MustDrop()
-	return infer.Tensor{Shape: y.MustSize(), Data: model.Values(y)}, nil
+	defer torch.Drop(y)
+	return infer.Tensor{Shape: torch.Size(y), Data: torch.Float32s(y)}, nil
 }

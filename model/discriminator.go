@@ -39,12 +39,12 @@ func (d *Discriminator) Forward(x *ts.Tensor) (y *ts.Tensor, err error) {
 	h = leakyReLU(h, 0.2)
 	for i := 1; i < 4; i++ {
 		c := d.Convs[i].forward(h)
-		h.MustDrop()
+		torch.Drop(h)
 		n := torch.Must(ts.InstanceNorm(c, ts.None, ts.None, ts.None, ts.None, true, 0.1, 1e-5, false))
-		c.MustDrop()
+		torch.Drop(c)
 		h = leakyReLU(n, 0.2)
 	}
 	y = d.Convs[4].forward(h)
-	h.MustDrop()
+	torch.Drop(h)
 	return y, nil
 }

@@ -33,7 +33,7 @@ func (p *Projection) forward(x *ts.Tensor) *ts.Tensor {
 	}
 	relu(h)
 	y := p.FC2.forward(h)
-	h.MustDrop()
+	torch.Drop(h)
 	return y
 }
 

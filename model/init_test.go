@@ -2,8 +2,9 @@ package model
 
 import (
 	"math"
-	"runtime"
 	"testing"
+
+	"dira/internal/torch/torchtest"
 )
 
 // TestInitialisation checks each part's initial weights against the scheme of
@@ -12,7 +13,7 @@ import (
 // decoder convs, xavier_uniform head with bias 0, PyTorch-default Linear,
 // N(0, 0.02) discriminator weights with default-uniform biases.
 func TestInitialisation(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	cfg := DefaultConfig()
 	cfg.Arch = "resnet18"
 	_, ps, err := NewUNet(cfg, 7)

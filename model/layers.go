@@ -77,10 +77,10 @@ func newBatchNorm(s scope, c int64) *BatchNorm {
 	return &BatchNorm{
 		Weight:      s.param("weight", []int64{c}, s.fill(c, 1)),
 		Bias:        s.param("bias", []int64{c}, s.fill(c, 0)),
-		RunningMean: s.buffer("running_mean", ts.MustZeros([]int64{c}, gotch.Float, gotch.CPU)),
-		RunningVar:  s.buffer("running_var", ts.MustOnes([]int64{c}, gotch.Float, gotch.CPU)),
+		RunningMean: s.buffer("running_mean", torch.Zeros([]int64{c}, gotch.Float)),
+		RunningVar:  s.buffer("running_var", torch.Ones([]int64{c}, gotch.Float)),
 		// 0-d int64 like PyTorch (gotch cannot build an empty shape directly).
-		NumBatchesTracked: s.buffer("num_batches_tracked", ts.MustOfSlice([]int64{0}).MustSqueeze(true)),
+		NumBatchesTracked: s.buffer("num_batches_tracked", torch.FromInt64([]int64{0}, []int64{})),
 	}
 }
 
@@ -90,11 +90,11 @@ func (bn *BatchNorm) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 	}
 	one := ts.IntScalar(1)
 	torch.Check(torch.InPlace(bn.NumBatchesTracked, func() error { return bn.NumBatchesTracked.AddScalar_(one) }))
-	one.MustDrop()
+	torch.DropScalars(one)
 	if m.Groups <= 1 {
 		return torch.Must(ts.BatchNorm(x, bn.Weight, bn.Bias, bn.RunningMean, bn.RunningVar, true, bnMomentum, bnEps, false))
 	}
-	n := x.MustSize()[0]
+	n := torch.Size(x)[0]
 	if n%int64(m.Groups) != 0 {
 		torch.Check(fmt.Errorf("batch of %d does not split into %d ghost batch-norm groups", n, m.Groups))
 	}
@@ -107,12 +107,12 @@ func (bn *BatchNorm) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 			rm, rv = ts.None, ts.None
 		}
 		yi := torch.Must(ts.BatchNorm(xi, bn.Weight, bn.Bias, rm, rv, true, bnMomentum, bnEps, false))
-		xi.MustDrop()
+		torch.Drop(xi)
 		parts[i] = *yi
 	}
 	y := torch.Must(ts.Cat(parts, 0))
 	for i := range parts {
-		parts[i].MustDrop()
+		torch.Drop(&parts[i])
 	}
 	return y
 }
@@ -140,6 +140,6 @@ func relu(x *ts.Tensor) *ts.Tensor {
 func leakyReLU(x *ts.Tensor, slope float64) *ts.Tensor {
 	y, err := torch.LeakyReLU(x, slope)
 	torch.Check(err)
-	x.MustDrop()
+	torch.Drop(x)
 	return y
 }

@@ -55,8 +55,8 @@ func NewMoCo(c Config, queueSize int, restoration bool, seed uint64) (*MoCo, err
 	dim := int64(c.Projection.OutDim)
 	q := root.normal(dim*int64(queueSize), 1)
 	normalizeColumns(q, dim, int64(queueSize))
-	m.Queue = root.buffer("queue", ts.MustOfSlice(q).MustView([]int64{dim, int64(queueSize)}, true))
-	m.QueuePtr = root.buffer("queue_ptr", ts.MustZeros([]int64{1}, gotch.Int64, gotch.CPU))
+	m.Queue = root.buffer("queue", torch.FromFloat32(q, []int64{dim, int64(queueSize)}))
+	m.QueuePtr = root.buffer("queue_ptr", torch.Zeros([]int64{1}, gotch.Int64))
 
 	var err error
 	if m.Q, err = newNet(root.sub("encoder_q"), c, restoration, true); err != nil {
@@ -76,7 +76,7 @@ func NewMoCo(c Config, queueSize int, restoration bool, seed uint64) (*MoCo, err
 		if qp == nil {
 			return nil, fmt.Errorf("model: key parameter %s has no query twin", p.Name)
 		}
-		torch.NoGrad(func() { p.T.Copy_(qp.T) })
+		torch.CopyInto(p.T, qp.T)
 		m.keyParams, m.queryTwins = append(m.keyParams, p.T), append(m.queryTwins, qp.T)
 	}
 	return m, nil
@@ -138,10 +138,10 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 	pq := pool(f[4])
 	torch.Drop(f[:]...)
 	qRaw := m.Q.Proj.forward(pq)
-	pq.MustDrop()
+	torch.Drop(pq)
 	q := normalize(qRaw)
-	qRaw.MustDrop()
-	defer q.MustDrop()
+	torch.Drop(qRaw)
+	defer torch.Drop(q)
 
 	if momentum < 1 { // m = 1 keeps the key network as it is (validation)
 		if err := m.MomentumUpdate(momentum); err != nil {
@@ -152,24 +152,24 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 		x := imK
 		var idx, inv *ts.Tensor
 		if perm != nil {
-			idx = ts.MustOfSlice(perm)
+			idx = torch.FromInt64(perm, []int64{int64(len(perm))})
 			invp := make([]int64, len(perm))
 			for i, p := range perm {
 				invp[p] = int64(i)
 			}
-			inv = ts.MustOfSlice(invp)
+			inv = torch.FromInt64(invp, []int64{int64(len(invp))})
 			x = torch.Must(imK.IndexSelect(0, idx, false))
 		}
 		fk := m.K.UNet.Encoder.forward(x, mode)
 		if perm != nil {
-			x.MustDrop()
+			torch.Drop(x)
 		}
 		pk := pool(fk[4])
 		torch.Drop(fk[:]...)
 		kRaw := m.K.Proj.forward(pk)
-		pk.MustDrop()
+		torch.Drop(pk)
 		k := normalize(kRaw)
-		kRaw.MustDrop()
+		torch.Drop(kRaw)
 		if perm != nil {
 			out.Keys = torch.Must(k.IndexSelect(0, inv, true))
 			torch.Drop(idx, inv)
@@ -185,7 +185,7 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 	torch.Drop(lpos, lneg)
 	t := ts.FloatScalar(temperature)
 	out.Logits = torch.Must(logits.DivScalar(t, true))
-	t.MustDrop()
+	torch.DropScalars(t)
 	return out, nil
 }
 
@@ -193,20 +193,20 @@ func (m *MoCo) Forward(imQ, imK *ts.Tensor, mode Mode, momentum, temperature flo
 // (official _dequeue_and_enqueue; K % B must be 0).
 func (m *MoCo) Enqueue(keys *ts.Tensor) (err error) {
 	defer torch.Catch("model: enqueue", &err)
-	b := keys.MustSize()[0]
-	kq := m.Queue.MustSize()[1]
+	b := torch.Size(keys)[0]
+	kq := torch.Size(m.Queue)[1]
 	if kq%b != 0 {
 		return fmt.Errorf("model: queue size %d is not a multiple of the batch %d", kq, b)
 	}
-	ptr := m.QueuePtr.Int64Values()[0]
+	ptr := torch.Int64s(m.QueuePtr)[0]
 	torch.NoGrad(func() {
 		kt := torch.Must(keys.T(false))
 		view := torch.Must(m.Queue.Narrow(1, ptr, b, false))
-		view.Copy_(kt)
+		torch.CopyInto(view, kt)
 		torch.Drop(kt, view)
 		next := ts.IntScalar((ptr + b) % kq)
 		torch.Check(torch.InPlace(m.QueuePtr, func() error { return m.QueuePtr.Fill_(next) }))
-		next.MustDrop()
+		torch.DropScalars(next)
 	})
 	return nil
 }
@@ -218,9 +218,9 @@ func normalize(x *ts.Tensor) *ts.Tensor {
 	n := torch.Must(s.Sqrt(true))
 	eps := ts.FloatScalar(1e-12)
 	n = torch.Must(n.ClampMin(eps, true))
-	eps.MustDrop()
+	torch.DropScalars(eps)
 	y := torch.Must(x.Div(n, false))
-	n.MustDrop()
+	torch.Drop(n)
 	return y
 }
 

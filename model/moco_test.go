@@ -2,7 +2,6 @@ package model
 
 import (
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
 )
 
 // TestMoCoStepMatchesPyTorch runs one DiRA_MoCo forward (ResNet-18 U-Net,
@@ -17,7 +17,7 @@ import (
 // queue as the PyTorch reference, and compares logits, loss, restoration, the
 // momentum-updated key weights, and the queue and pointer after the enqueue.
 func TestMoCoStepMatchesPyTorch(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := reference(t, "moco")
 	weights := readNPZ(t, filepath.Join(dir, "weights.npz"))
 	in := readNPZ(t, filepath.Join(dir, "input.npz"))
@@ -41,7 +41,7 @@ func TestMoCoStepMatchesPyTorch(t *testing.T) {
 	}
 	loadInto(t, m.Params, weights, keyDecoder)
 
-	imQ, imK := tensorOf(t, in["im_q"]), tensorOf(t, in["im_k"])
+	imQ, imK := refTensor(t, in["im_q"]), refTensor(t, in["im_k"])
 	defer torch.Drop(imQ, imK)
 	out, err := m.Forward(imQ, imK, Mode{Train: true, Groups: 1}, 0.99, 0.2, nil)
 	if err != nil {
@@ -77,7 +77,7 @@ func TestMoCoStepMatchesPyTorch(t *testing.T) {
 // TestMoCoShuffleIsUndone: with one ghost group a key permutation must not
 // change the keys (shuffle-BN permutes, normalises, un-permutes).
 func TestMoCoShuffleIsUndone(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	cfg := DefaultConfig()
 	cfg.Arch = "resnet18"
 	m, err := NewMoCo(cfg, 16, false, 3)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"dira/internal/npy"
 	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
 )
 
 var update = flag.Bool("update", false, "regenerate the key-list goldens with testdata/reference.py")
@@ -26,7 +26,6 @@ const tolerance = 1e-4
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	runtime.LockOSThread() // gotch's grad mode and error slot are per OS thread
 	torch.SetThreads(2)
 	os.Exit(m.Run())
 }
@@ -83,7 +82,7 @@ func loadInto(t *testing.T, ps *Params, arrays map[string]npy.Array, skip func(s
 	}
 }
 
-func tensorOf(t *testing.T, a npy.Array) *ts.Tensor {
+func refTensor(t *testing.T, a npy.Array) *ts.Tensor {
 	t.Helper()
 	x, err := ts.NewTensorFromData(a.Float32(), shape64(a.Shape))
 	if err != nil {
@@ -98,7 +97,7 @@ func maxDiff(t *testing.T, what string, got *ts.Tensor, want npy.Array) float64 
 	if !slices.Equal(got.MustSize(), shape64(want.Shape)) {
 		t.Fatalf("%s: shape %v, want %v", what, got.MustSize(), want.Shape)
 	}
-	g, w := Values(got), want.Float32()
+	g, w := torch.Float32s(got), want.Float32()
 	var m float64
 	for i := range g {
 		m = math.Max(m, math.Abs(float64(g[i])-float64(w[i])))
@@ -144,7 +143,7 @@ func readLines(t *testing.T, path string) []string {
 }
 
 func TestKeysMatchPyTorch(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	if *update {
 		cmd := exec.Command("/usr/bin/python3", "testdata/reference.py", "keys", "testdata")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -170,7 +169,7 @@ func TestKeysMatchPyTorch(t *testing.T) {
 		{"discriminator_keys.golden", func() *Params { ps := NewParams(); NewDiscriminator(ps, cfg.Discriminator, 1); return ps }},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			ps := tc.build()
 			defer ps.Drop()
 			got, want := keyLines(ps), readLines(t, filepath.Join("testdata", tc.golden))
@@ -191,7 +190,7 @@ func TestKeysMatchPyTorch(t *testing.T) {
 }
 
 func TestParameterCounts(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	cfg := DefaultConfig()
 	s, err := Summarize(cfg, 224, 1)
 	if err != nil {
@@ -223,6 +222,7 @@ func TestParameterCounts(t *testing.T) {
 // forwardCase compares U-Net, encoder features, projection and discriminator
 // outputs with PyTorch for one arch and size, in eval and train mode.
 func forwardCase(t *testing.T, arch string, size, n int) {
+	torchtest.Pin(t)
 	dir := reference(t, "forward", arch, fmt.Sprint(size), fmt.Sprint(n))
 	weights := readNPZ(t, filepath.Join(dir, "weights.npz"))
 	in := readNPZ(t, filepath.Join(dir, "input.npz"))
@@ -244,7 +244,7 @@ func forwardCase(t *testing.T, arch string, size, n int) {
 	disc := NewDiscriminator(dps, cfg.Discriminator, 9)
 	loadInto(t, dps, weights, nil)
 
-	x, img := tensorOf(t, in["x"]), tensorOf(t, in["img"])
+	x, img := refTensor(t, in["x"]), refTensor(t, in["img"])
 	defer torch.Drop(x, img)
 
 	withGrad := func(name string, f func() (*ts.Tensor, error)) *ts.Tensor {
@@ -307,5 +307,5 @@ func npyOf(x *ts.Tensor) npy.Array {
 	for i, d := range sz {
 		shape[i] = int(d)
 	}
-	return npy.Array{Shape: shape, Data: Values(x)}
+	return npy.Array{Shape: shape, Data: torch.Float32s(x)}
 }

@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"dira/internal/torch"
+	"dira/statedict"
 )
 
 // Param is one state_dict entry.
@@ -62,7 +62,7 @@ func (p *Params) Count(prefix string) int64 {
 	var n int64
 	for _, q := range p.list {
 		if !q.Buffer && strings.HasPrefix(q.Name, prefix) {
-			n += numel(q.T.MustSize())
+			n += numel(torch.Size(q.T))
 		}
 	}
 	return n
@@ -71,7 +71,7 @@ func (p *Params) Count(prefix string) int64 {
 // Drop frees every tensor of the store.
 func (p *Params) Drop() {
 	for _, q := range p.list {
-		q.T.MustDrop()
+		torch.Drop(q.T)
 	}
 	p.list, p.byName = nil, map[string]*Param{}
 }
@@ -86,56 +86,105 @@ func (p *Params) add(q *Param) *ts.Tensor {
 	return q.T
 }
 
-// SetData copies values into the named entry; the shape must match exactly.
-// It is how weights from a checkpoint or the Python reference are loaded.
-func (p *Params) SetData(name string, shape []int64, values []float32) error {
+// SetData copies values into the named entry; the shape must match exactly
+// (a 0-d entry also takes shape [1]). Tests use it to load reference weights;
+// loading a state dict goes through statedict.Load (Assign).
+func (p *Params) SetData(name string, shape []int64, values []float32) (err error) {
+	defer torch.Catch("model: set "+name, &err)
 	q := p.byName[name]
 	if q == nil {
 		return fmt.Errorf("model: no parameter %q", name)
 	}
-	have := q.T.MustSize()
-	if !slices.Equal(have, shape) {
+	have := torch.Size(q.T)
+	if !slices.Equal(have, shape) && !(len(have) == 0 && slices.Equal(shape, []int64{1})) {
 		return fmt.Errorf("model: parameter %q: shape %v, got %v: %w", name, have, shape, ErrShapeMismatch)
 	}
-	src := ts.MustOfSlice(values)
-	defer src.MustDrop()
-	if q.T.DType() != gotch.Float {
-		conv := src.MustTotype(q.T.DType(), false)
-		defer conv.MustDrop()
-		src = conv
+	src := torch.FromFloat32(values, have)
+	defer torch.Drop(src)
+	torch.CopyInto(q.T, src) // converts to the entry's dtype (int64 counters)
+	return nil
+}
+
+// ShapeOf is the named entry's shape (statedict.Target).
+func (p *Params) ShapeOf(name string) ([]int64, bool) {
+	q := p.byName[name]
+	if q == nil {
+		return nil, false
 	}
-	var view *ts.Tensor
-	if len(shape) == 0 {
-		view = src.MustSqueeze(false) // gotch cannot view to an empty shape
+	return torch.Size(q.T), true
+}
+
+// Assign copies a state-dict tensor into the named entry (statedict.Target);
+// statedict.Load has checked the name and shape.
+func (p *Params) Assign(name string, t statedict.Tensor) (err error) {
+	defer torch.Catch("model: assign "+name, &err)
+	q := p.byName[name]
+	if q == nil {
+		return fmt.Errorf("model: no parameter %q", name)
+	}
+	shape := torch.Size(q.T)
+	var src *ts.Tensor
+	if t.DType == statedict.Int64 {
+		src = torch.FromInt64(t.I64, shape)
 	} else {
-		view = src.MustView(shape, false)
+		src = torch.FromFloat32(t.F32, shape)
 	}
-	defer view.MustDrop()
-	torch.NoGrad(func() { q.T.Copy_(view) })
+	defer torch.Drop(src)
+	torch.CopyInto(q.T, src)
 	return nil
 }
 
 // Float32 returns a copy of the named entry's values and its shape.
-func (p *Params) Float32(name string) ([]float32, []int64, error) {
+func (p *Params) Float32(name string) (v []float32, shape []int64, err error) {
+	defer torch.Catch("model: read "+name, &err)
 	q := p.byName[name]
 	if q == nil {
 		return nil, nil, fmt.Errorf("model: no parameter %q", name)
 	}
-	return Values(q.T), q.T.MustSize(), nil
+	return torch.Float32s(q.T), torch.Size(q.T), nil
 }
 
-// Values copies a tensor's elements (any float or integer dtype) to float32.
-func Values(t *ts.Tensor) []float32 {
-	src := t
-	if t.DType() != gotch.Float {
-		src = t.MustTotype(gotch.Float, false)
-		defer src.MustDrop()
+// StateDict copies the entries whose names start with prefix, with the prefix
+// removed, into a state dict: float tensors as float32, integer ones
+// (num_batches_tracked, queue_ptr) as int64. The training model names its
+// U-Net "encoder_q.backbone." (MoCo), so StateDict("encoder_q.backbone.")
+// gives smp's bare keys, what the official code saves as unet.pth.
+func (p *Params) StateDict(prefix string) (sd statedict.StateDict, err error) {
+	defer torch.Catch("model: state dict", &err)
+	for _, q := range p.list {
+		name, ok := strings.CutPrefix(q.Name, prefix)
+		if !ok {
+			continue
+		}
+		t, err := tensorOf(name, q.T)
+		if err != nil {
+			return nil, err
+		}
+		sd = append(sd, t)
 	}
-	c := src.MustContiguous(false)
-	defer c.MustDrop()
-	out := make([]float32, c.Numel())
-	c.MustCopyData(out, uint(len(out)))
-	return out
+	if len(sd) == 0 {
+		return nil, fmt.Errorf("model: no parameter starts with %q", prefix)
+	}
+	return sd, nil
+}
+
+// TensorOf copies one libtorch tensor into a state-dict entry named name.
+func TensorOf(name string, t *ts.Tensor) (st statedict.Tensor, err error) {
+	defer torch.Catch("model: copy "+name, &err)
+	return tensorOf(name, t)
+}
+
+func tensorOf(name string, t *ts.Tensor) (statedict.Tensor, error) {
+	st := statedict.Tensor{Name: name, Shape: torch.Size(t)}
+	switch typ := torch.TypeOf(t); typ {
+	case torch.Float32:
+		st.F32 = torch.Float32s(t)
+	case torch.Int64:
+		st.DType, st.I64 = statedict.Int64, torch.Int64s(t)
+	default:
+		return st, fmt.Errorf("model: %s: dtype %v (want float32 or int64)", name, typ)
+	}
+	return st, nil
 }
 
 // ErrShapeMismatch reports a tensor whose shape differs from the network's.
@@ -175,9 +224,9 @@ func (s scope) key(name string) string {
 
 // param registers a trainable tensor with the given values.
 func (s scope) param(name string, shape []int64, values []float32) *ts.Tensor {
-	t := ts.MustOfSlice(values).MustView(shape, true)
+	t := torch.FromFloat32(values, shape)
 	if !s.frozen {
-		t = t.MustSetRequiresGrad(true, true)
+		t = torch.SetRequiresGrad(t, true)
 	}
 	return s.ps.add(&Param{Name: s.key(name), T: t, Frozen: s.frozen})
 }

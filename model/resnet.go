@@ -116,24 +116,24 @@ func newResNet(s scope, arch string) (*ResNet, error) {
 func (b *Block) forward(x *ts.Tensor, m Mode) *ts.Tensor {
 	c1 := b.Conv1.forward(x)
 	h := relu(b.Bn1.forward(c1, m))
-	c1.MustDrop()
+	torch.Drop(c1)
 	c2 := b.Conv2.forward(h)
-	h.MustDrop()
+	torch.Drop(h)
 	out := b.Bn2.forward(c2, m)
-	c2.MustDrop()
+	torch.Drop(c2)
 	if b.Conv3 != nil {
 		relu(out)
 		c3 := b.Conv3.forward(out)
-		out.MustDrop()
+		torch.Drop(out)
 		out = b.Bn3.forward(c3, m)
-		c3.MustDrop()
+		torch.Drop(c3)
 	}
 	if b.DownConv != nil {
 		d := b.DownConv.forward(x)
 		id := b.DownBn.forward(d, m)
-		d.MustDrop()
+		torch.Drop(d)
 		torch.Check(torch.InPlace(out, func() error { return out.Add_(id) }))
-		id.MustDrop()
+		torch.Drop(id)
 	} else {
 		torch.Check(torch.InPlace(out, func() error { return out.Add_(x) }))
 	}
@@ -147,12 +147,12 @@ func (r *ResNet) forward(x *ts.Tensor, m Mode) [5]*ts.Tensor {
 	var f [5]*ts.Tensor
 	c := r.Conv1.forward(x)
 	f[0] = relu(r.Bn1.forward(c, m))
-	c.MustDrop()
+	torch.Drop(c)
 	h := torch.Must(f[0].MaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, false))
 	for li, blocks := range r.Layers {
 		for _, b := range blocks {
 			next := b.forward(h, m)
-			h.MustDrop()
+			torch.Drop(h)
 			h = next
 		}
 		f[li+1] = h
@@ -160,13 +160,13 @@ func (r *ResNet) forward(x *ts.Tensor, m Mode) [5]*ts.Tensor {
 			h = torch.Must(h.ShallowClone())
 		}
 	}
-	mustShape(f[4], x.MustSize()[0], -1, x.MustSize()[2]/32, x.MustSize()[3]/32)
+	mustShape(f[4], torch.Size(x)[0], -1, torch.Size(x)[2]/32, torch.Size(x)[3]/32)
 	return f
 }
 
 // mustShape asserts a tensor's shape at a block edge (-1 = any).
 func mustShape(t *ts.Tensor, want ...int64) {
-	got := t.MustSize()
+	got := torch.Size(t)
 	ok := len(got) == len(want)
 	for i := 0; ok && i < len(want); i++ {
 		ok = want[i] < 0 || got[i] == want[i]

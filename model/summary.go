@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
 
 	"dira/internal/torch"
 )
@@ -29,6 +28,14 @@ type Summary struct {
 // Summarize builds the networks of c and measures them; the stage shapes come
 // from a real eval-mode forward of one blank image of size x size.
 func Summarize(c Config, size int, seed uint64) (s Summary, err error) {
+	err = torch.Do(func() error {
+		s, err = summarize(c, size, seed)
+		return err
+	})
+	return s, err
+}
+
+func summarize(c Config, size int, seed uint64) (s Summary, err error) {
 	u, ups, err := NewUNet(c, seed)
 	if err != nil {
 		return s, err
@@ -59,13 +66,13 @@ func Summarize(c Config, size int, seed uint64) (s Summary, err error) {
 	}
 
 	defer torch.Catch("model: summary forward", &err)
-	x := ts.MustZeros([]int64{1, 3, int64(size), int64(size)}, gotch.Float, gotch.CPU)
-	defer x.MustDrop()
+	x := torch.Zeros([]int64{1, 3, int64(size), int64(size)}, gotch.Float)
+	defer torch.Drop(x)
 	torch.NoGrad(func() {
 		f := u.Encoder.forward(x, Eval)
-		s.StageShapes = append(s.StageShapes, x.MustSize())
+		s.StageShapes = append(s.StageShapes, torch.Size(x))
 		for _, t := range f {
-			s.StageShapes = append(s.StageShapes, t.MustSize())
+			s.StageShapes = append(s.StageShapes, torch.Size(t))
 		}
 		torch.Drop(f[:]...)
 	})

@@ -46,23 +46,23 @@ func (d *Decoder) forward(f [5]*ts.Tensor, m Mode) *ts.Tensor {
 	x := f[4]
 	owned := false
 	for i, b := range d.Blocks {
-		sz := x.MustSize()
+		sz := torch.Size(x)
 		// F.interpolate(scale_factor=2, mode="nearest"): out = floor(in*2).
 		up := torch.Must(x.UpsampleNearest2d([]int64{sz[2] * 2, sz[3] * 2}, []float64{2}, []float64{2}, owned))
 		if i < 4 {
 			skip := f[3-i]
 			cat := torch.Must(ts.Cat([]ts.Tensor{*up, *skip}, 1))
-			up.MustDrop()
+			torch.Drop(up)
 			up = cat
 		}
 		c := b.Conv1.forward(up)
-		up.MustDrop()
+		torch.Drop(up)
 		h := relu(b.Bn1.forward(c, m))
-		c.MustDrop()
+		torch.Drop(c)
 		c = b.Conv2.forward(h)
-		h.MustDrop()
+		torch.Drop(h)
 		x = relu(b.Bn2.forward(c, m))
-		c.MustDrop()
+		torch.Drop(c)
 		owned = true
 	}
 	return x
@@ -97,7 +97,7 @@ func newUNet(s scope, c Config) (*UNet, error) {
 func (u *UNet) decode(f [5]*ts.Tensor, m Mode) *ts.Tensor {
 	d := u.Decoder.forward(f, m)
 	y := u.Head.forward(d)
-	d.MustDrop()
+	torch.Drop(d)
 	if u.Activation == "sigmoid" {
 		y = torch.Must(y.Sigmoid(true))
 	}

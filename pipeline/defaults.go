@@ -14,20 +14,33 @@ type fieldDocser interface{ FieldDocs() map[string]string }
 
 // DefaultsYAML renders the complete default configuration as YAML with a
 // one-line comment per key (meaning and unit). The stages list shows one
-// default entry of each kind.
+// default entry of each kind, with that kind's keys only.
 func DefaultsYAML() ([]byte, error) {
 	cfg := Default()
-	for _, k := range StageKinds {
-		cfg.Stages = append(cfg.Stages, DefaultStage(k))
+	for _, k := range stageKinds {
+		cfg.Stages = append(cfg.Stages, k.defaults())
 	}
 	var n yaml.Node
 	if err := n.Encode(cfg); err != nil {
 		return nil, err
 	}
 	annotate(&n, reflect.TypeFor[Config](), nil, "")
+	// Each stages entry is annotated with its own kind's type.
+	root := &n
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "stages" {
+			continue
+		}
+		for j, el := range root.Content[i+1].Content {
+			st := cfg.Stages[j]
+			annotate(el, reflect.TypeOf(st).Elem(), nil, "")
+			el.Content[0].LineComment = "kind: " + kindDoc(st.Kind())
+		}
+	}
 	var buf bytes.Buffer
 	buf.WriteString("# dira configuration: every key with its default.\n")
-	buf.WriteString("# stages lists one entry of each kind; a run lists the ones it wants, in order.\n")
+	buf.WriteString("# stages lists one entry of each kind, with the keys of that kind; a run lists the\n")
+	buf.WriteString("# ones it wants, in order.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&n); err != nil {
@@ -43,7 +56,7 @@ func annotate(n *yaml.Node, t reflect.Type, docs map[string]string, rel string) 
 		docs, rel = fd.FieldDocs(), ""
 	}
 	switch {
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Interface:
 		for _, el := range n.Content {
 			annotate(el, t.Elem(), docs, rel)
 		}
@@ -51,8 +64,7 @@ func annotate(n *yaml.Node, t reflect.Type, docs map[string]string, rel string) 
 		flowShortLists(n)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			for j := 0; j < t.NumField(); j++ {
-				f := t.Field(j)
+			for _, f := range fields(t) {
 				if tagName(f) != k.Value {
 					continue
 				}
@@ -102,4 +114,21 @@ func (c Config) YAML() ([]byte, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// fields lists a struct's keyed fields, descending into embedded structs that
+// are inlined (squashed) into their parent's keys.
+func fields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = append(out, fields(f.Type)...)
+			continue
+		}
+		if tagName(f) != "" && tagName(f) != "-" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

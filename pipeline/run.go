@@ -106,9 +106,9 @@ func Open(dir string, cfg Config, versions map[string]string, log io.Writer) (*R
 	// Keep records of stages still listed, in config order.
 	var recs []StageRecord
 	for _, s := range cfg.Stages {
-		rec := StageRecord{Name: s.Name, State: StatePending}
+		rec := StageRecord{Name: s.Kind(), State: StatePending}
 		for _, p := range r.Manifest.Stages {
-			if p.Name == s.Name {
+			if p.Name == s.Kind() {
 				rec = p
 			}
 		}
@@ -206,8 +206,10 @@ func (r *Run) saveManifest() error {
 var ErrNoStages = errors.New("the config lists no stages: nothing to run (add a stages: list, see `dira config defaults`)")
 
 // Execute runs stages in order. A stage the manifest records as completed is
-// skipped; the others run (and resume from their own checkpoints). A panic
-// inside a stage (gotch's Must* functions panic) becomes that stage's error.
+// skipped; the others run (and resume from their own checkpoints). A failed
+// stage is recorded as failed with its error, and Execute stops there. A
+// panic inside a stage is a bug in dira (libtorch errors arrive as errors):
+// it fails the stage too, and its error keeps the stack trace.
 func Execute(ctx context.Context, r *Run, stages []Stage) error {
 	if len(stages) == 0 {
 		return ErrNoStages
@@ -247,10 +249,21 @@ func Execute(ctx context.Context, r *Run, stages []Stage) error {
 func runProtected(ctx context.Context, s Stage, r *Run) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
+			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
 	return s.Run(ctx, r)
+}
+
+// PanicError is a stage's panic: a bug in dira, reported with its stack so
+// it can be fixed.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("internal error (a bug in dira; please report it with this trace): %v\n%s", e.Value, e.Stack)
 }
 
 // ArchitectureDiff lists the architecture fields (model.*, data.image_size,

@@ -105,8 +105,9 @@ func TestOpenRefusesArchitectureChange(t *testing.T) {
 	}
 	// A non-architecture change (more epochs) resumes fine.
 	more := cfg
-	more.Stages = append([]StageConfig(nil), cfg.Stages...)
-	more.Stages[0].Epochs = 5
+	w := *cfg.Stages[0].(*WarmupStage)
+	w.Epochs = 5
+	more.Stages = append(Stages{&w}, cfg.Stages[1:]...)
 	if _, err := Open(dir, more, nil, nil); err != nil {
 		t.Fatalf("epochs change refused: %v", err)
 	}
@@ -119,8 +120,17 @@ func TestExecuteTurnsPanicIntoError(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = Execute(context.Background(), r, []Stage{&fakeStage{name: StageWarmup, panics: true}})
-	if err == nil || !strings.Contains(err.Error(), "stage warmup: panic: tensor shape mismatch") {
+	// A panic is a bug: the error says so and keeps the stack that shows where.
+	if err == nil || !strings.Contains(err.Error(), "stage warmup: internal error (a bug in dira") ||
+		!strings.Contains(err.Error(), "tensor shape mismatch") || !strings.Contains(err.Error(), "run_test.go") {
 		t.Fatalf("err = %v", err)
+	}
+	var pe *PanicError
+	if !errors.As(err, &pe) {
+		t.Errorf("err is not a *PanicError")
+	}
+	if m := readManifest(t, r.Dir); m.Stages[0].State != StateFailed {
+		t.Errorf("manifest state %q, want failed", m.Stages[0].State)
 	}
 }
 

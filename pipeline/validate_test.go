@@ -39,12 +39,19 @@ func TestValidConfigs(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("good config rejected: %v", err)
 	}
-	// Stage defaults fill what the file leaves out.
-	if got := cfg.Stages[1].Optimizer.LR; got != 0.03 {
+	// Stage defaults fill what the file leaves out, per kind.
+	adv, ok := cfg.Stages[1].(*AdversarialStage)
+	if !ok {
+		t.Fatalf("stages[1] is %T, want *AdversarialStage", cfg.Stages[1])
+	}
+	if got := adv.Optimizer.LR; got != 0.03 {
 		t.Errorf("stages[1].optimizer.lr = %v, want the default 0.03", got)
 	}
-	if got := cfg.Stages[1].InitFrom; got != "last" {
+	if got := adv.InitFrom; got != "last" {
 		t.Errorf("stages[1].init_from = %q, want last", got)
+	}
+	if w := cfg.Stages[0].(*WarmupStage); w.Epochs != 1 || w.BatchSize != 8 || w.LogEverySteps != 10 {
+		t.Errorf("stages[0] = %+v", w.Training)
 	}
 	if cfg.Model.Arch != "resnet18" || cfg.MoCo.Momentum != 0.999 {
 		t.Errorf("file values or defaults lost: %+v %+v", cfg.Model, cfg.MoCo)
@@ -76,8 +83,35 @@ func TestConfigProblems(t *testing.T) {
 			want: []string{`model.arch: must be one of`, `"resnet51"`}},
 		{name: "zero_threads", yaml: goodConfig, sets: []string{"run.threads=0"},
 			want: []string{"run.threads: must be >= 1, got 0"}},
-		{name: "unknown_stage", yaml: goodConfig, sets: []string{"stages[0].name=pretrain"},
+		{name: "unknown_stage", yaml: goodConfig, sets: []string{"stages[0].name=pretrain"}, load: true,
 			want: []string{`stages[0].name: must be one of`}},
+		{name: "training_key_on_export", yaml: goodConfig + "  - name: export\n    from: adversarial\n    optimizer: {lr: 5}\n    epochs: 99\n", load: true,
+			want: []string{"stages[2].optimizer: not a key of an export stage", "stages[2].epochs: not a key of an export stage", "line 15", "line 16"}},
+		{name: "set_training_key_on_export", yaml: goodConfig + "  - name: export\n    from: adversarial\n", load: true,
+			sets: []string{"stages[2].optimizer.lr=5", "stages[2].epochs=99"},
+			want: []string{"--set stages[2].optimizer.lr=5: stages[2].optimizer: not a key of an export stage", "--set stages[2].epochs=99: stages[2].epochs: not a key of an export stage"}},
+		{name: "export_key_on_warmup", yaml: goodConfig, sets: []string{"stages[0].tolerance=1"}, load: true,
+			want: []string{"stages[0].tolerance: not a key of a warmup stage (it belongs to export)"}},
+		{name: "disc_key_on_warmup", yaml: strings.Replace(goodConfig, "epochs: 1\n    batch_size: 8\n  - name: adv", "epochs: 1\n    init_from: best\n    batch_size: 8\n  - name: adv", 1), load: true,
+			want: []string{"stages[0].init_from: not a key of a warmup stage (it belongs to adversarial)", "line 9"}},
+		{name: "restoration_is_not_a_key", yaml: strings.Replace(goodConfig, "image_size: 64", "image_size: 64, restoration: false", 1), load: true,
+			want: []string{"data.restoration: unknown key"}},
+		{name: "not_an_integer", yaml: goodConfig, sets: []string{"run.threads=2.7"}, load: true,
+			want: []string{"run.threads: must be an integer, got 2.7"}},
+		{name: "integer_overflow", yaml: goodConfig, sets: []string{"stages[0].epochs=1e30"}, load: true,
+			want: []string{"stages[0].epochs: must be an integer of at most 64 bits"}},
+		{name: "negative_seed", yaml: goodConfig, sets: []string{"run.seed=-1"}, load: true,
+			want: []string{"run.seed: must be >= 0, got -1"}},
+		{name: "nan", yaml: goodConfig, sets: []string{"moco.momentum=.nan"}, load: true,
+			want: []string{"moco.momentum: must be a finite number, got NaN"}},
+		{name: "infinite", yaml: goodConfig, sets: []string{"losses.mse_weight=.inf"}, load: true,
+			want: []string{"losses.mse_weight: must be a finite number, got +Inf"}},
+		{name: "second_document", yaml: goodConfig + "---\nrun: {name: other}\n", load: true,
+			want: []string{"line 14: a second YAML document"}},
+		{name: "no_effect_key", yaml: strings.Replace(goodConfig, "image_size: 64", "image_size: 64, val_fraction: 0.3", 1), load: true,
+			want: []string{"data.val_fraction: has no effect with data.source synthetic (used by source folder); remove it", "line 3"}},
+		{name: "milestones_without_step", yaml: goodConfig, sets: []string{"stages[0].optimizer.milestones=[5]"}, load: true,
+			want: []string{"stages[0].optimizer.milestones: has no effect with schedule cosine"}},
 		{name: "batch_vs_ghost_groups", yaml: goodConfig, sets: []string{"stages[0].batch_size=6", "moco.queue_size=48"},
 			want: []string{"stages[0].batch_size: must be a multiple of moco.ghost_bn_groups (4), got 6"}},
 		{name: "bad_schedule", yaml: goodConfig, sets: []string{"stages[0].optimizer.schedule=linear"},
@@ -149,6 +183,17 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if cfg.Run.Seed != 77 || cfg.MoCo.Temperature != 0.07 {
 		t.Fatalf("env overrides not applied: seed %d, temperature %g", cfg.Run.Seed, cfg.MoCo.Temperature)
 	}
+	// A variable under a config section that names no key is refused.
+	t.Setenv("DIRA_RUN_SEEED", "1")
+	if _, err := Load(writeConfig(t, goodConfig), nil); err == nil || !strings.Contains(err.Error(), "environment DIRA_RUN_SEEED: names no config key") {
+		t.Errorf("a mistyped variable: %v", err)
+	}
+	os.Unsetenv("DIRA_RUN_SEEED")
+	// Parse (a checkpoint's saved config) does not read the environment.
+	saved, err := Parse("saved", []byte(goodConfig), nil)
+	if err != nil || saved.Run.Seed != 0 {
+		t.Errorf("Parse took the environment: seed %d, %v", saved.Run.Seed, err)
+	}
 	// --set wins over the environment.
 	cfg, err = Load(writeConfig(t, goodConfig), []string{"run.seed=5"})
 	if err != nil {
@@ -182,7 +227,26 @@ func TestDefaultsYAMLRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults do not load back: %v", err)
 	}
-	if len(cfg.Stages) != len(StageKinds) {
-		t.Fatalf("defaults list %d stages, want %d", len(cfg.Stages), len(StageKinds))
+	if len(cfg.Stages) != len(StageKinds()) {
+		t.Fatalf("defaults list %d stages, want %d", len(cfg.Stages), len(StageKinds()))
+	}
+	// Each kind shows its own keys only.
+	for _, entry := range strings.Split(text, "  - name: ")[1:] {
+		kind, _, _ := strings.Cut(entry, " ")
+		has := func(key string) bool { return strings.Contains(entry, "\n    "+key+":") }
+		switch kind {
+		case StageExport:
+			if has("optimizer") || has("epochs") || !has("tolerance") {
+				t.Errorf("export entry:\n%s", entry)
+			}
+		case StageWarmup, StageMoCo:
+			if has("tolerance") || has("disc_optimizer") || has("init_from") || !has("optimizer") {
+				t.Errorf("%s entry:\n%s", kind, entry)
+			}
+		case StageAdversarial:
+			if has("tolerance") || !has("disc_optimizer") || !has("init_from") {
+				t.Errorf("adversarial entry:\n%s", entry)
+			}
+		}
 	}
 }

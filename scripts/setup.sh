@@ -4,7 +4,7 @@
 #   1. Debian packages: libtorch-dev (training), protobuf-compiler, and the Python
 #      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx).
 #   2. The cgo environment for gotch v0.7.0 on libtorch 1.13.1 (see
-#      shared/design/toolchain.md): a force-included compatibility header and empty
+#      docs/toolchain.md): a force-included compatibility header and empty
 #      stub libraries for the CUDA names gotch links unconditionally. They are
 #      installed to a fixed place ($DIRA_PREFIX) and written with `go env -w`, so
 #      plain `go build` / `go test` work from any clone on this machine.

@@ -10,48 +10,52 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
+	"dira/checkpoint"
 	"dira/export"
 	"dira/infer"
 	"dira/internal/atomicfile"
+	"dira/internal/torch"
 	"dira/model"
 	"dira/pipeline"
+	"dira/statedict"
+	"dira/transfer"
 )
 
 // Export is the export stage: from a training stage's checkpoint it writes
 // encoder.onnx, unet.onnx, encoder.pth and unet.pth into <run>/export/, after
 // checking both ONNX files in ONNX Runtime against the Go forward pass.
 type Export struct {
-	cfg   pipeline.Config
-	stage pipeline.StageConfig
-	// ORTLib is the ONNX Runtime library ("" = infer.FindLibrary's search).
-	ORTLib string
+	settings *pipeline.ExportStage
+	ortLib   string
 }
 
-// NewExport returns the export stage of a config.
-func NewExport(cfg pipeline.Config, stage pipeline.StageConfig) *Export {
-	return &Export{cfg: cfg, stage: stage}
+func newExport(_ pipeline.Config, s pipeline.StageSettings, o Options) (pipeline.Stage, error) {
+	es, ok := s.(*pipeline.ExportStage)
+	if !ok {
+		return nil, fmt.Errorf("stages: %s is not an export stage", s.Kind())
+	}
+	return &Export{settings: es, ortLib: o.ORTLib}, nil
 }
 
 // Name is "export".
-func (e *Export) Name() string { return e.stage.Name }
+func (e *Export) Name() string { return pipeline.StageExport }
 
 // Run exports the configured checkpoint of the configured stage.
 func (e *Export) Run(ctx context.Context, r *pipeline.Run) error {
-	ckpt := filepath.Join(r.Dir, e.stage.From, e.stage.Checkpoint+".ckpt")
-	out := r.StageDir(e.stage.Name)
-	rep, err := ExportCheckpoint(ckpt, out, ExportOptions{Tolerance: e.stage.Tolerance, ORTLib: e.ORTLib, Log: r.Log})
+	ckpt := filepath.Join(r.Dir, e.settings.From, e.settings.Checkpoint+".ckpt")
+	out := r.StageDir(e.Name())
+	rep, err := ExportCheckpoint(ckpt, out, ExportOptions{Tolerance: e.settings.Tolerance, ORTLib: e.ortLib, Log: r.Log})
 	if err != nil {
 		return err
 	}
 	for _, f := range rep.Files {
-		if err := r.RecordArtifact(e.stage.Name, filepath.Join(out, f)); err != nil {
+		if err := r.RecordArtifact(e.Name(), filepath.Join(out, f)); err != nil {
 			return err
 		}
 	}
-	return r.RecordArtifact(e.stage.Name, filepath.Join(out, "export-report.json"))
+	return r.RecordArtifact(e.Name(), filepath.Join(out, "export-report.json"))
 }
 
 // ExportOptions tunes ExportCheckpoint.
@@ -80,8 +84,14 @@ type ExportReport struct {
 // corrupt checkpoint or a failed check leaves outDir without artifacts (a
 // failed check still writes export-report.json there, with passed: false).
 func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportReport, err error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	err = torch.Do(func() error {
+		rep, err = exportCheckpoint(ckptPath, outDir, opts)
+		return err
+	})
+	return rep, err
+}
+
+func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportReport, err error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
@@ -90,7 +100,7 @@ func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 	if tol <= 0 {
 		tol = export.Tolerance
 	}
-	ck, err := LoadCheckpoint(ckptPath)
+	ck, err := checkpoint.Read(ckptPath)
 	if err != nil {
 		return rep, err
 	}
@@ -117,7 +127,7 @@ func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 		return rep, fmt.Errorf("export: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	sd, err := export.FromParams(ps, "")
+	sd, err := ps.StateDict("")
 	if err != nil {
 		return rep, err
 	}
@@ -129,7 +139,7 @@ func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 	arts := []artifact{
 		{"encoder.onnx", func(w io.Writer) error { return export.WriteEncoder(w, u, eo) }},
 		{"encoder.pth", func(w io.Writer) error {
-			enc, err := sd.Encoder()
+			enc, err := transfer.Classification.StateDict(sd)
 			if err != nil {
 				return err
 			}
@@ -140,7 +150,7 @@ func ExportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 		arts = append(arts,
 			artifact{"unet.onnx", func(w io.Writer) error { return export.WriteUNet(w, u, eo) }},
 			artifact{"unet.pth", func(w io.Writer) error {
-				un, err := sd.UNet()
+				un, err := transfer.UNet.StateDict(sd)
 				if err != nil {
 					return err
 				}
@@ -211,36 +221,26 @@ func writeReport(dir string, rep ExportReport) error {
 }
 
 // loadUNet fills a standalone U-Net's parameters from a training checkpoint's
-// query network (model/encoder_q.backbone.*). A moco-stage checkpoint (mode
-// di) has only the encoder, under model/encoder_q.*: then the decoder keeps
-// its initial weights and withDecoder is false.
-func loadUNet(ck *Checkpoint, ps *model.Params) (withDecoder bool, err error) {
-	_, full := ck.Tensors[groupModel+"encoder_q.backbone.encoder.conv1.weight"]
-	var problems []string
-	for _, p := range ps.List() {
-		var src string
-		switch {
-		case full:
-			src = groupModel + "encoder_q.backbone." + p.Name
-		case strings.HasPrefix(p.Name, "encoder."):
-			src = groupModel + "encoder_q." + strings.TrimPrefix(p.Name, "encoder.")
-		default:
-			continue // mode di: no decoder or head in the checkpoint
+// query network (model/encoder_q.backbone.*), strictly. A moco-stage
+// checkpoint (mode di) has only the encoder, under model/encoder_q.*: then
+// the decoder keeps its initial weights and withDecoder is false.
+func loadUNet(ck *checkpoint.File, ps *model.Params) (withDecoder bool, err error) {
+	net := ck.Group(checkpoint.GroupModel)
+	src := net.Prefixed("encoder_q.backbone.")
+	full := len(src) > 0
+	required := func(string) bool { return true }
+	if !full {
+		// Mode di: the encoder is encoder_q.* minus the projection head fc.*.
+		src, err = net.Prefixed("encoder_q.").Rename(func(n string) (string, bool) {
+			return "encoder." + n, !strings.HasPrefix(n, "fc.")
+		})
+		if err != nil {
+			return false, err
 		}
-		a, ok := ck.Tensors[src]
-		if !ok {
-			problems = append(problems, "missing "+strings.TrimPrefix(src, groupModel))
-			continue
-		}
-		if err := ps.SetData(p.Name, shape64(a.Shape), a.Float32()); err != nil {
-			problems = append(problems, err.Error())
-		}
+		required = func(n string) bool { return strings.HasPrefix(n, "encoder.") }
 	}
-	if len(problems) > 0 {
-		if len(problems) > 10 {
-			problems = append(problems[:10], fmt.Sprintf("and %d more", len(problems)-10))
-		}
-		return false, fmt.Errorf("checkpoint %s does not hold the configured U-Net: %s", ck.Path, strings.Join(problems, "; "))
+	if _, err := statedict.Load(ps, statedict.Identity(src), required); err != nil {
+		return false, fmt.Errorf("checkpoint %s does not hold the configured U-Net: %w", ck.Path, err)
 	}
 	return full, nil
 }

@@ -6,38 +6,37 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
 
+	"dira/checkpoint"
+	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
+	"dira/model"
 	"dira/pipeline"
+	"dira/statedict"
 )
 
 // TestExportStage trains one warmup step, exports its last checkpoint through
 // the export stage, and checks the report; then a truncated and a foreign
 // checkpoint give errors naming the file and write nothing.
 func TestExportStage(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	base := t.TempDir()
 	cfg := tinyConfig(t, base)
 	cfg.Stages = cfg.Stages[:1]
-	cfg.Stages[0].Epochs, cfg.Stages[0].StepsPerEpoch = 1, 1
-	ex := pipeline.DefaultStage(pipeline.StageExport)
+	training(cfg, 0).Epochs, training(cfg, 0).StepsPerEpoch = 1, 1
+	ex := newStage[*pipeline.ExportStage](t, pipeline.StageExport)
 	ex.From, ex.Checkpoint = pipeline.StageWarmup, "last"
 	cfg.Stages = append(cfg.Stages, ex)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(base, "run")
-	r, err := pipeline.Open(dir, cfg, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, _ := NewTraining(cfg, cfg.Stages[0])
-	if err := pipeline.Execute(t.Context(), r, []pipeline.Stage{tr, NewExport(cfg, ex)}); err != nil {
+	if err := runStages(t, cfg, dir, Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	var rep ExportReport
@@ -80,13 +79,14 @@ func TestExportStage(t *testing.T) {
 }
 
 // TestCheckpointSumMatchesFile: the sha256 the writer records while writing
-// is the file's.
+// is the file's, and the file reads back.
 func TestCheckpointSumMatchesFile(t *testing.T) {
-	runtime.LockOSThread()
+	torchtest.Pin(t)
 	p := filepath.Join(t.TempDir(), "x.ckpt")
-	x := ts.MustOnes([]int64{3, 4}, gotch.Float, gotch.CPU)
-	defer x.MustDrop()
-	sum, err := saveCheckpoint(p, Meta{Stage: "warmup"}, []namedTensor{{"model/x", x}})
+	x := torch.Ones([]int64{3, 4}, gotch.Float)
+	defer torch.Drop(x)
+	sum, err := checkpoint.Write(p, checkpoint.Meta{Stage: "warmup"}, []checkpoint.Entry{{Name: "model/x",
+		Value: func() (statedict.Tensor, error) { return model.TensorOf("model/x", x) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,11 @@ func TestCheckpointSumMatchesFile(t *testing.T) {
 	if want := sha256.Sum256(b); sum != hex.EncodeToString(want[:]) {
 		t.Fatalf("recorded %s, file has %x", sum, want)
 	}
-	if _, err := LoadCheckpoint(p); err != nil {
+	ck, err := checkpoint.Read(p)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if e, _ := ck.Tensors.Get("model/x"); !slices.Equal(e.F32, torch.Float32s(x)) {
+		t.Errorf("values read back differ")
 	}
 }

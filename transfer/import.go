@@ -1,18 +1,18 @@
 package transfer
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
 	"dira/model"
+	"dira/statedict"
 )
 
 // ErrDoesNotFit reports a file whose tensors do not fit the configured
 // networks; the error lists the keys.
-var ErrDoesNotFit = errors.New("does not fit the configured networks")
+var ErrDoesNotFit = statedict.ErrDoesNotFit
 
 // Layout names the key layout of a PyTorch file (dira-spec 2.3, 5.4).
 type Layout string
@@ -98,12 +98,6 @@ func (r Report) Lines() []string {
 	return out
 }
 
-// mapping is where one file tensor goes.
-type mapping struct {
-	t      Tensor
-	target string
-}
-
 // ImportMoCo copies the file's tensors into m, the training model of the
 // configured networks (model.NewMoCo), following the file's layout:
 //
@@ -130,7 +124,7 @@ func ImportMoCo(f *File, m *model.MoCo) (Report, error) {
 	}
 	rep := Report{File: f.Path, Layout: layout, Epoch: f.Epoch}
 	restoration := m.Q.UNet.Decoder != nil
-	var maps []mapping
+	var maps []statedict.Assignment
 	var required func(name string) bool
 	drop := func(what string, n int, why string) {
 		rep.Dropped = append(rep.Dropped, fmt.Sprintf("%s (%d keys): %s", what, n, why))
@@ -149,7 +143,7 @@ func ImportMoCo(f *File, m *model.MoCo) (Report, error) {
 				nk++
 				continue
 			}
-			maps = append(maps, mapping{t, name})
+			maps = append(maps, statedict.Assignment{To: name, T: t})
 		}
 		if nk > 0 {
 			drop("encoder_k.backbone.{decoder,segmentation_head}", nk, "dira's key network has no decoder (its output is never used, spec 2.2)")
@@ -160,7 +154,7 @@ func ImportMoCo(f *File, m *model.MoCo) (Report, error) {
 		for _, t := range f.StateDict {
 			name := bare(t.Name)
 			if restoration {
-				maps = append(maps, mapping{t, "encoder_q.backbone." + name})
+				maps = append(maps, statedict.Assignment{To: "encoder_q.backbone." + name, T: t})
 				continue
 			}
 			to, keep := Classification.Key(name)
@@ -168,7 +162,7 @@ func ImportMoCo(f *File, m *model.MoCo) (Report, error) {
 				nd++
 				continue
 			}
-			maps = append(maps, mapping{t, "encoder_q." + to})
+			maps = append(maps, statedict.Assignment{To: "encoder_q." + to, T: t})
 		}
 		if nd > 0 {
 			drop("decoder, segmentation_head", nd, "the moco stage's networks have no decoder")
@@ -183,19 +177,19 @@ func ImportMoCo(f *File, m *model.MoCo) (Report, error) {
 		if !restoration {
 			enc = "encoder_q."
 		}
-		var fc []Tensor
+		var fc statedict.StateDict
 		for _, t := range f.StateDict {
 			name := bare(t.Name)
 			if strings.HasPrefix(name, "fc.") {
 				fc = append(fc, t)
 				continue
 			}
-			maps = append(maps, mapping{t, enc + name})
+			maps = append(maps, statedict.Assignment{To: enc + name, T: t})
 		}
 		if len(fc) > 0 {
 			if fits(fc, m.Params, "encoder_q.") {
 				for _, t := range fc {
-					maps = append(maps, mapping{t, "encoder_q." + bare(t.Name)})
+					maps = append(maps, statedict.Assignment{To: "encoder_q." + bare(t.Name), T: t})
 				}
 			} else {
 				var shapes []string
@@ -260,9 +254,9 @@ func ImportDiscriminator(f *File, ps *model.Params) (Report, error) {
 	if layout != LayoutDiscriminator {
 		return rep, fmt.Errorf("transfer: import %s: a %s file is not a discriminator (want model.{0,2,5,8,11}.* as in D_checkpoint.pth): %w", f.Path, layout, ErrDoesNotFit)
 	}
-	var maps []mapping
+	var maps []statedict.Assignment
 	for _, t := range f.StateDict {
-		maps = append(maps, mapping{t, bare(t.Name)})
+		maps = append(maps, statedict.Assignment{To: bare(t.Name), T: t})
 	}
 	loaded, err := apply(f.Path, layout, maps, ps, func(string) bool { return true })
 	if err != nil {
@@ -273,64 +267,22 @@ func ImportDiscriminator(f *File, ps *model.Params) (Report, error) {
 }
 
 // fits reports whether every fc tensor has a same-shaped place under prefix.
-func fits(fc []Tensor, ps *model.Params, prefix string) bool {
+func fits(fc statedict.StateDict, ps *model.Params, prefix string) bool {
 	for _, t := range fc {
-		p := ps.Get(prefix + bare(t.Name))
-		if p == nil || !sameShape(p.T.MustSize(), t.Shape) {
+		shape, ok := ps.ShapeOf(prefix + bare(t.Name))
+		if !ok || !slices.Equal(shape, t.Shape) {
 			return false
 		}
 	}
 	return true
 }
 
-// sameShape compares shapes, taking a 0-d tensor and a one-element vector as
-// the same (gotch and older files give [1] where PyTorch has []).
-func sameShape(want, got []int64) bool {
-	if slices.Equal(want, got) {
-		return true
-	}
-	scalar := func(s []int64) bool { return len(s) == 0 || (len(s) == 1 && s[0] == 1) }
-	return scalar(want) && scalar(got)
-}
-
-// apply checks every mapping against ps first (target exists, same shape,
-// no two files keys on one target, every required entry given) and only
-// then copies; the error lists every problem.
-func apply(path string, layout Layout, maps []mapping, ps *model.Params, required func(string) bool) (map[string]bool, error) {
-	var problems []string
-	from := map[string]string{}
-	for _, mp := range maps {
-		p := ps.Get(mp.target)
-		switch {
-		case p == nil:
-			problems = append(problems, fmt.Sprintf("unexpected key %s", mp.t.Name))
-		case from[mp.target] != "":
-			problems = append(problems, fmt.Sprintf("keys %s and %s both go to %s", from[mp.target], mp.t.Name, mp.target))
-		case !sameShape(p.T.MustSize(), mp.t.Shape):
-			problems = append(problems, fmt.Sprintf("key %s: shape %v, the configured network's %s is %v", mp.t.Name, mp.t.Shape, mp.target, p.T.MustSize()))
-		}
-		from[mp.target] = mp.t.Name
-	}
-	for _, n := range ps.Names() {
-		if required(n) && from[n] == "" {
-			problems = append(problems, "missing key "+n)
-		}
-	}
-	if len(problems) > 0 {
-		n := len(problems)
-		if n > 20 {
-			problems = append(problems[:20], fmt.Sprintf("and %d more", n-20))
-		}
-		return nil, fmt.Errorf("transfer: import %s (layout %s): %w (check model.arch, model.decoder_channels, model.out_channels, model.projection and moco.queue_size): %s",
-			path, layout, ErrDoesNotFit, strings.Join(problems, "; "))
-	}
-	loaded := map[string]bool{}
-	for _, mp := range maps {
-		p := ps.Get(mp.target)
-		if err := ps.SetData(mp.target, p.T.MustSize(), mp.t.Float32()); err != nil {
-			return nil, fmt.Errorf("transfer: import %s: key %s: %w", path, mp.t.Name, err)
-		}
-		loaded[mp.target] = true
+// apply loads the assignments into ps with the strict loader; the error
+// names the file and layout and suggests the config keys to check.
+func apply(path string, layout Layout, maps []statedict.Assignment, ps *model.Params, required func(string) bool) (map[string]bool, error) {
+	loaded, err := statedict.Load(ps, maps, required)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: import %s (layout %s): %w (check model.arch, model.decoder_channels, model.out_channels, model.projection and moco.queue_size)", path, layout, err)
 	}
 	return loaded, nil
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +15,9 @@ import (
 
 	"dira/internal/npy"
 	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
 	"dira/model"
+	"dira/statedict"
 )
 
 // tolerance is the max |diff| allowed between the imported network and
@@ -24,7 +25,6 @@ import (
 const tolerance = 1e-4
 
 func TestMain(m *testing.M) {
-	runtime.LockOSThread() // gotch's grad mode and error slot are per OS thread
 	torch.SetThreads(2)
 	code := m.Run()
 	if fixtureDir != "" {
@@ -118,7 +118,7 @@ func tensor(t *testing.T, a npy.Array) *ts.Tensor {
 func compare(t *testing.T, what string, got *ts.Tensor, want npy.Array) {
 	t.Helper()
 	defer got.MustDrop()
-	g := model.Values(got)
+	g := torch.Float32s(got)
 	w := want.Float32()
 	if len(g) != len(w) {
 		t.Fatalf("%s: %d values (shape %v), PyTorch %d (shape %v)", what, len(g), got.MustSize(), len(w), want.Shape)
@@ -157,7 +157,7 @@ func embed(t *testing.T, n *model.Net, x *ts.Tensor) *ts.Tensor {
 }
 
 func TestReadFile(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := fixtures(t)
 	exp := expected(t, dir)
 	zipped := read(t, filepath.Join(dir, "checkpoint.pth"))
@@ -186,7 +186,7 @@ func TestReadFile(t *testing.T) {
 	if names[0] != "module.queue" || names[1] != "module.queue_ptr" || !strings.HasPrefix(names[2], "module.encoder_q.backbone.encoder.") {
 		t.Errorf("keys start %q, want the DDP module's order (own buffers first)", names[:3])
 	}
-	get := func(name string) Tensor {
+	get := func(name string) statedict.Tensor {
 		i := slices.Index(names, name)
 		if i < 0 {
 			t.Fatalf("no %s", name)
@@ -212,7 +212,7 @@ func TestReadFile(t *testing.T) {
 
 // TestReadFileErrors: each unreadable file gives an error naming it.
 func TestReadFileErrors(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := fixtures(t)
 	tmp := t.TempDir()
 	write := func(name string, b []byte) string {
@@ -236,7 +236,7 @@ func TestReadFileErrors(t *testing.T) {
 		{"torchscript", filepath.Join(dir, "torchscript.pt"), "TorchScript"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			_, err := ReadFile(tc.path)
 			if err == nil || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to name %s and say %q", err, tc.path, tc.want)
@@ -248,14 +248,14 @@ func TestReadFileErrors(t *testing.T) {
 // TestImportMatchesPyTorch: each official layout imports into the configured
 // networks, whose eval outputs then equal PyTorch's within 1e-4.
 func TestImportMatchesPyTorch(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := fixtures(t)
 	exp := expected(t, dir)
 	x := tensor(t, exp["x"])
 	cfg := smallConfig()
 
 	t.Run("checkpoint.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "checkpoint.pth")), m)
 		if err != nil {
@@ -271,7 +271,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "query U-Net mask", forward(t, func() (*ts.Tensor, error) { return m.Q.UNet.Forward(x, model.Eval) }), exp["q_mask"])
 		compare(t, "query projection", embed(t, m.Q, x), exp["q_proj"])
 		compare(t, "key projection", embed(t, m.K, x), exp["k_proj"])
-		if q := model.Values(m.Queue); !slices.Equal(q, exp["queue"].Float32()) {
+		if q := torch.Float32s(m.Queue); !slices.Equal(q, exp["queue"].Float32()) {
 			t.Error("queue differs")
 		}
 		if p := m.QueuePtr.Int64Values(); !slices.Equal(p, []int64{16}) {
@@ -283,7 +283,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		}
 	})
 	t.Run("unet.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "unet.pth")), m)
 		if err != nil {
@@ -297,7 +297,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "key encoder (copied from the query)", forward(t, func() (*ts.Tensor, error) { return m.K.UNet.Features(x, model.Eval) }), exp["q_features"])
 	})
 	t.Run("di_checkpoint.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		m := newMoCo(t, cfg, 64, false)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "di_checkpoint.pth")), m)
 		if err != nil {
@@ -308,12 +308,12 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		}
 		compare(t, "query resnet + head", embed(t, m.Q, x), exp["di_q_proj"])
 		compare(t, "key resnet + head", embed(t, m.K, x), exp["di_k_proj"])
-		if q := model.Values(m.Queue); !slices.Equal(q, exp["di_queue"].Float32()) {
+		if q := torch.Float32s(m.Queue); !slices.Equal(q, exp["di_queue"].Float32()) {
 			t.Error("queue differs")
 		}
 	})
 	t.Run("resnet50.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		m := newMoCo(t, cfg, 64, false)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "resnet50.pth")), m)
 		if err != nil {
@@ -326,7 +326,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "key resnet + head (copied)", embed(t, m.K, x), exp["di_q_proj"])
 	})
 	t.Run("torchvision.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		m := newMoCo(t, cfg, 64, true)
 		rep, err := ImportMoCo(read(t, filepath.Join(dir, "torchvision.pth")), m)
 		if err != nil {
@@ -339,7 +339,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 		compare(t, "encoder features", forward(t, func() (*ts.Tensor, error) { return m.Q.UNet.Features(x, model.Eval) }), exp["tv_features"])
 	})
 	t.Run("D_checkpoint.pth", func(t *testing.T) {
-		runtime.LockOSThread() // subtests run on their own goroutines
+		torchtest.Pin(t)
 		ps := model.NewParams()
 		defer ps.Drop()
 		d := model.NewDiscriminator(ps, cfg.Discriminator, 99)
@@ -359,7 +359,7 @@ func TestImportMatchesPyTorch(t *testing.T) {
 // refused with the offending key names, and the networks are left as they
 // were.
 func TestImportRefuses(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := fixtures(t)
 	resnet34 := smallConfig()
 	resnet34.Arch = "resnet34"
@@ -378,10 +378,10 @@ func TestImportRefuses(t *testing.T) {
 		{"discriminator", "D_checkpoint.pth", smallConfig(), 64, true, []string{"holds no encoder"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			m := newMoCo(t, tc.cfg, tc.queue, tc.restoration)
 			first := m.Params.List()[2]
-			before := model.Values(first.T)
+			before := torch.Float32s(first.T)
 			path := filepath.Join(dir, tc.file)
 			_, err := ImportMoCo(read(t, path), m)
 			if !errors.Is(err, ErrDoesNotFit) || !strings.Contains(err.Error(), path) {
@@ -392,7 +392,7 @@ func TestImportRefuses(t *testing.T) {
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
 			}
-			if !slices.Equal(model.Values(first.T), before) {
+			if !slices.Equal(torch.Float32s(first.T), before) {
 				t.Errorf("%s changed although the import failed", first.Name)
 			}
 		})
@@ -409,7 +409,7 @@ func TestImportRefuses(t *testing.T) {
 // decoder, the MLP head to 128) from a full checkpoint.pth; the queue is
 // kept small (its size does not change the layout).
 func TestImportResNet50Checkpoint(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := t.TempDir()
 	if err := makeFixtures(dir, "resnet50", "64", "256", "checkpoint"); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"dira/statedict"
 )
 
 // ErrLoadsNothing reports key names that, once renamed, match nothing the
@@ -104,6 +106,30 @@ func (r Rules) Apply(names []string) ([]Rename, error) {
 			first = out[0].To
 		}
 		return nil, fmt.Errorf("transfer: %s keys: no %s after stripping (first key %q): %w", r.Name, r.Anchor, first, ErrLoadsNothing)
+	}
+	return out, nil
+}
+
+// StateDict applies r to sd's keys, in order (values shared, not copied);
+// errors as Apply. On a training model's keys (encoder_q.backbone.*) the
+// recipes load nothing: strip that prefix first (StateDict.Prefixed).
+func (r Rules) StateDict(sd statedict.StateDict) (statedict.StateDict, error) {
+	kept, err := r.Apply(sd.Names())
+	if err != nil {
+		if errors.Is(err, ErrLoadsNothing) {
+			return nil, fmt.Errorf("%w; strip the training model's prefix (encoder_q.backbone.) first", err)
+		}
+		return nil, err
+	}
+	// Apply keeps the input order, so kept is a subsequence of sd.
+	out := make(statedict.StateDict, 0, len(kept))
+	i := 0
+	for _, t := range sd {
+		if i < len(kept) && t.Name == kept[i].From {
+			t.Name = kept[i].To
+			out = append(out, t)
+			i++
+		}
 	}
 	return out, nil
 }

@@ -2,10 +2,11 @@ package transfer
 
 import (
 	"errors"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"dira/internal/torch/torchtest"
 )
 
 func prefixed(p string, ns ...string) []string {
@@ -32,7 +33,7 @@ var (
 // TestRules: the README's recipes (spec 2.4) on each layout DiRA files come
 // in, and the loud failure where the README's snippet silently loads nothing.
 func TestRules(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, tc := range []struct {
 		name    string
 		rules   Rules
@@ -50,7 +51,7 @@ func TestRules(t *testing.T) {
 		{"collision", Classification, []string{"encoder.conv1.weight", "conv1.weight"}, nil, `"encoder.conv1.weight" and "conv1.weight" both become "conv1.weight"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			got, err := tc.rules.Apply(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -81,7 +82,7 @@ func TestRules(t *testing.T) {
 
 // TestCheckLoads: strict=False semantics, except that loading nothing fails.
 func TestCheckLoads(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	m, err := CheckLoads(append(slices.Clone(tvKeys), "extra"), append(slices.Clone(tvKeys), "fc.weight"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestCheckLoads(t *testing.T) {
 }
 
 func TestDetectLayout(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	for _, tc := range []struct {
 		keys []string
 		want Layout

@@ -11,44 +11,12 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch/pickle"
+
+	"dira/statedict"
 )
 
 // ErrNotPyTorch marks a file that torch.load could not read either.
 var ErrNotPyTorch = errors.New("not a torch.save file")
-
-// Tensor is one state_dict entry, copied out of the file in C order.
-// Floating tensors (float16, float32, float64) are held as float32 in F32;
-// integer and bool tensors (num_batches_tracked, queue_ptr) as int64 in I64.
-type Tensor struct {
-	Name  string
-	Shape []int64 // empty for a 0-d tensor, as PyTorch saves num_batches_tracked
-	F32   []float32
-	I64   []int64
-}
-
-// IsInt reports whether t holds integers.
-func (t Tensor) IsInt() bool { return t.I64 != nil }
-
-// Numel is the number of elements (1 for a 0-d tensor).
-func (t Tensor) Numel() int64 {
-	n := int64(1)
-	for _, d := range t.Shape {
-		n *= d
-	}
-	return n
-}
-
-// Float32 returns the values as float32, converting integers.
-func (t Tensor) Float32() []float32 {
-	if !t.IsInt() {
-		return t.F32
-	}
-	out := make([]float32, len(t.I64))
-	for i, v := range t.I64 {
-		out[i] = float32(v)
-	}
-	return out
-}
 
 // File is what torch.load returns for a state_dict file, reduced to what
 // dira uses: the state_dict in file order, and the wrapper's epoch and arch
@@ -67,17 +35,11 @@ type File struct {
 	Epoch int
 	// Arch is the wrapper's 'arch' ("resnet50"), or "".
 	Arch      string
-	StateDict []Tensor
+	StateDict statedict.StateDict
 }
 
 // Names lists the state_dict's keys in file order.
-func (f *File) Names() []string {
-	out := make([]string, len(f.StateDict))
-	for i, t := range f.StateDict {
-		out[i] = t.Name
-	}
-	return out
-}
+func (f *File) Names() []string { return f.StateDict.Names() }
 
 // ReadFile reads a torch.save file: a state_dict (an OrderedDict of
 // tensors) or a dict that holds one under 'state_dict', in the zip format
@@ -154,7 +116,7 @@ func sniff(path string) error {
 
 // stateDict converts an unpickled state_dict (OrderedDict, or a plain dict
 // of tensors) into tensors in order.
-func stateDict(obj any) ([]Tensor, error) {
+func stateDict(obj any) (statedict.StateDict, error) {
 	type kv struct {
 		k any
 		v any
@@ -173,7 +135,7 @@ func stateDict(obj any) ([]Tensor, error) {
 	default:
 		return nil, fmt.Errorf("%w: expected a state_dict (OrderedDict of tensors), found %T", ErrNotPyTorch, obj)
 	}
-	out := make([]Tensor, 0, len(entries))
+	out := make(statedict.StateDict, 0, len(entries))
 	for _, e := range entries {
 		name, ok := e.k.(string)
 		if !ok {
@@ -195,8 +157,8 @@ func stateDict(obj any) ([]Tensor, error) {
 // tensorOf copies a (possibly strided, offset) view of a storage into a
 // C-order tensor, as torch.as_strided(storage, size, stride, offset)
 // followed by .contiguous() would.
-func tensorOf(name string, st *pickle.StorageTensor) (t Tensor, err error) {
-	t = Tensor{Name: name, Shape: slices.Clone(st.Size)}
+func tensorOf(name string, st *pickle.StorageTensor) (t statedict.Tensor, err error) {
+	t = statedict.Tensor{Name: name, Shape: slices.Clone(st.Size)}
 	if t.Shape == nil {
 		t.Shape = []int64{}
 	}
@@ -210,16 +172,22 @@ func tensorOf(name string, st *pickle.StorageTensor) (t Tensor, err error) {
 	case []float64:
 		t.F32, err = gather(d, func(v float64) float32 { return float32(v) }, st)
 	case []int64:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v int64) int64 { return v }, st)
 	case []int32:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v int32) int64 { return int64(v) }, st)
 	case []int16:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v int16) int64 { return int64(v) }, st)
 	case []int8:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v int8) int64 { return int64(v) }, st)
 	case []uint8:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v uint8) int64 { return int64(v) }, st)
 	case []bool:
+		t.DType = statedict.Int64
 		t.I64, err = gather(d, func(v bool) int64 {
 			if v {
 				return 1

@@ -3,11 +3,11 @@ package transfer_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
 	"dira/export"
+	"dira/internal/torch/torchtest"
 	"dira/model"
 	"dira/transfer"
 )
@@ -16,7 +16,7 @@ import (
 // smp's bare keys) reads back with the same keys, shapes and values, and
 // imports into the training model's query U-Net.
 func TestExportedUNetImports(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	cfg := model.DefaultConfig()
 	cfg.Arch = "resnet18"
 	cfg.DecoderChannels = []int{64, 32, 16, 16, 8}
@@ -25,11 +25,11 @@ func TestExportedUNetImports(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ps.Drop()
-	sd, err := export.FromParams(ps, "")
+	sd, err := ps.StateDict("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	un, err := sd.UNet()
+	un, err := transfer.UNet.StateDict(sd)
 	if err != nil {
 		t.Fatal(err)
 	}

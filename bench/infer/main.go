@@ -53,7 +53,7 @@ func main() {
 	iters16 := flag.Int("iters16", 3, "timed calls at batch 16")
 	keep := flag.String("dir", "", "work folder (default: a temporary one, removed after)")
 	flag.Parse()
-	runtime.LockOSThread() // gotch
+	defer torch.Pin()() // gotch: tensor work on one OS thread
 	if err := run(*threads, *iters1, *iters16, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/infer:", err)
 		os.Exit(1)
@@ -89,7 +89,7 @@ func run(threads, iters1, iters16 int, dir string) error {
 			return err
 		}
 	}
-	sd, err := export.FromParams(ps, "")
+	sd, err := ps.StateDict("")
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"dira/internal/torch"
 	"dira/model"
+	"dira/optim"
 	"dira/pipeline"
 	"dira/stages"
 )
@@ -35,7 +35,7 @@ func main() {
 	threads := flag.Int("threads", 2, "libtorch threads")
 	tune := flag.Bool("tune-allocator", true, "set glibc's malloc thresholds as dira run does")
 	flag.Parse()
-	runtime.LockOSThread()
+	defer torch.Pin()()
 	torch.SetThreads(*threads)
 	if *tune {
 		torch.TuneAllocator() // as `dira run` does
@@ -56,11 +56,12 @@ func main() {
 }
 
 func randn(shape ...int64) *ts.Tensor {
-	return ts.MustRand(shape, gotch.Float, gotch.CPU)
+	return torch.Must(ts.Rand(shape, gotch.Float, gotch.CPU))
 }
 
-// diraStep: the adversarial stage's step as stages.Training runs it.
-func diraStep(steps int) error {
+// diraStep: the adversarial stage's step as stages.Pretrain runs it.
+func diraStep(steps int) (err error) {
+	defer torch.Catch("dira step", &err)
 	const n, size, groups = 8, 224, 4
 	cfg := model.DefaultConfig()
 	m, err := model.NewMoCo(cfg, 65536, true, 1)
@@ -69,10 +70,10 @@ func diraStep(steps int) error {
 	}
 	dps := model.NewParams()
 	disc := model.NewDiscriminator(dps, cfg.Discriminator, 1)
-	step := &stages.Step{
+	step := &stages.Objective{
 		MoCo: m, Disc: disc,
-		SGD:    &stages.SGD{Params: m.Params.Trainable(), LR: 0.03, Momentum: 0.9, WeightDecay: 1e-4},
-		Adam:   &stages.Adam{Params: dps.Trainable(), LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
+		SGD:    &optim.SGD{Params: m.Params.Trainable(), LR: 0.03, Momentum: 0.9, WeightDecay: 1e-4},
+		Adam:   &optim.Adam{Params: dps.Trainable(), LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
 		Losses: pipeline.Default().Losses, Momentum: 0.999, Temperature: 0.2, Groups: groups,
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -84,15 +85,15 @@ func diraStep(steps int) error {
 			perm = append(perm, int64(p))
 		}
 		start := time.Now()
-		if _, bad, err := step.Run(q, k, target, perm); err != nil || bad != "" {
+		if _, bad, err := step.Step(q, k, target, perm); err != nil || bad != "" {
 			return fmt.Errorf("step %d: %v (non-finite: %q)", s, err, bad)
 		}
 		if s > 0 {
 			times = append(times, time.Since(start))
 		}
-		q.MustDrop()
-		k.MustDrop()
-		target.MustDrop()
+		torch.Drop(q)
+		torch.Drop(k)
+		torch.Drop(target)
 	}
 	var total time.Duration
 	for _, t := range times {
@@ -104,30 +105,31 @@ func diraStep(steps int) error {
 }
 
 // memory: 100 steps of the ResNet-18 U-Net forward+backward+SGD, RSS logged.
-func memory() error {
+func memory() (err error) {
+	defer torch.Catch("memory", &err)
 	cfg := model.DefaultConfig()
 	cfg.Arch = "resnet18"
 	u, ps, err := model.NewUNet(cfg, 1)
 	if err != nil {
 		return err
 	}
-	sgd := &stages.SGD{Params: ps.Trainable(), LR: 0.01, Momentum: 0.9, WeightDecay: 1e-4}
+	sgd := &optim.SGD{Params: ps.Trainable(), LR: 0.01, Momentum: 0.9, WeightDecay: 1e-4}
 	x, target := randn(8, 3, 64, 64), randn(8, 1, 64, 64)
 	var rss []string
 	start := time.Now()
 	for s := 1; s <= 100; s++ {
-		stages.ZeroGrad(sgd.Params)
+		torch.Check(optim.ZeroGrad(sgd.Params))
 		y, err := u.Forward(x, model.Mode{Train: true, Groups: 2})
 		if err != nil {
 			return err
 		}
-		loss := y.MustMseLoss(target, 1, false)
-		loss.MustBackward()
+		loss := torch.Must(y.MseLoss(target, 1, false))
+		torch.Backward(loss)
 		if err := sgd.Step(); err != nil {
 			return err
 		}
-		y.MustDrop()
-		loss.MustDrop()
+		torch.Drop(y)
+		torch.Drop(loss)
 		if s%10 == 0 {
 			rss = append(rss, fmt.Sprintf("%d:%d", s, currentRSSMB()))
 		}

@@ -7,6 +7,7 @@ import (
 
 	"dira/data"
 	"dira/internal/atomicfile"
+	"dira/pipeline"
 )
 
 func dataCmd() *cobra.Command {
@@ -25,8 +26,17 @@ func dataCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// What the first training stage is fed (warmup's views and
+			// target when the config lists none).
+			kind := pipeline.StageWarmup
+			for _, s := range cfg.Stages {
+				if _, ok := pipeline.TrainingOf(s); ok {
+					kind = s.Kind()
+					break
+				}
+			}
 			return atomicfile.Write(out, 0o644, func(w io.Writer) error {
-				return data.WritePreview(w, cfg.Data, n, cfg.Run.Seed)
+				return data.WritePreview(w, cfg.DataFor(kind), n, cfg.Run.Seed)
 			})
 		},
 	}

@@ -4,13 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"dira/checkpoint"
+	"dira/internal/torch/torchtest"
 	"dira/model"
-	"dira/stages"
 	"dira/transfer"
 )
 
@@ -51,6 +51,7 @@ func officialFixtures(t *testing.T) (files, cfg string) {
 
 // TestImport runs the import tests on one set of fixtures (about 700 MB).
 func TestImport(t *testing.T) {
+	torchtest.Pin(t)
 	files, cfg := officialFixtures(t)
 	t.Run("resumes", func(t *testing.T) { importResumes(t, files, cfg) })
 	t.Run("layouts", func(t *testing.T) { importLayouts(t, files, cfg) })
@@ -60,6 +61,7 @@ func TestImport(t *testing.T) {
 // the file's epoch that `dira run` resumes, with every network tensor equal
 // to the file's.
 func importResumes(t *testing.T, files, cfg string) {
+	torchtest.Pin(t)
 	run := filepath.Join(t.TempDir(), "run")
 	src := filepath.Join(files, "checkpoint.pth")
 	code, stdout, stderr := dira(t, "import", src, "--out", run, "--config", cfg)
@@ -72,7 +74,7 @@ func importResumes(t *testing.T, files, cfg string) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	ck, err := stages.LoadCheckpoint(filepath.Join(run, "warmup", "last.ckpt"))
+	ck, err := checkpoint.Read(filepath.Join(run, "warmup", "last.ckpt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +86,11 @@ func importResumes(t *testing.T, files, cfg string) {
 		t.Fatal(err)
 	}
 	defer m.Params.Drop()
-	if got := ck.Names("model/"); !slices.Equal(got, m.Params.Names()) {
+	if got := ck.Group("model/").Names(); !slices.Equal(got, m.Params.Names()) {
 		t.Fatalf("model/ holds %d tensors, the configured MoCo %d", len(got), len(m.Params.Names()))
 	}
 	for _, g := range []string{"disc/", "sgd/", "adam_m/"} {
-		if n := ck.Names(g); len(n) != 0 {
+		if n := ck.Group(g).Names(); len(n) != 0 {
 			t.Errorf("group %s has %d tensors, want none", g, len(n))
 		}
 	}
@@ -98,7 +100,7 @@ func importResumes(t *testing.T, files, cfg string) {
 	}
 	for _, tn := range f.StateDict {
 		name := strings.TrimPrefix(tn.Name, "module.")
-		a, ok := ck.Tensors["model/"+name]
+		a, ok := ck.Tensors.Get("model/" + name)
 		if !ok {
 			continue // the official key network's decoder
 		}
@@ -119,7 +121,7 @@ func importResumes(t *testing.T, files, cfg string) {
 	if !strings.Contains(stderr, "resuming from") || !strings.Contains(stderr, "(epoch 3, step 0)") {
 		t.Errorf("dira run did not resume the import:\n%s", stderr)
 	}
-	if ck, err := stages.LoadCheckpoint(filepath.Join(run, "warmup", "last.ckpt")); err != nil || ck.Meta.Epoch != 4 || ck.Meta.Step != 1 {
+	if ck, err := checkpoint.Read(filepath.Join(run, "warmup", "last.ckpt")); err != nil || ck.Meta.Epoch != 4 || ck.Meta.Step != 1 {
 		t.Errorf("after one more epoch: %v %+v", err, ck.Meta)
 	}
 }
@@ -138,6 +140,7 @@ func modelConfig(t *testing.T, path string) model.Config {
 // the right groups; files that do not fit are refused by key name and
 // nothing is written.
 func importLayouts(t *testing.T, files, cfg string) {
+	torchtest.Pin(t)
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -154,7 +157,7 @@ func importLayouts(t *testing.T, files, cfg string) {
 		{"torchvision.pth", []string{"torchvision.pth"}, "warmup", []string{"dropped fc (2 keys)", "encoder_q.backbone.decoder"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			run := t.TempDir()
 			args := []string{"import", "--out", run, "--config", cfg}
 			for _, a := range tc.args {
@@ -172,12 +175,12 @@ func importLayouts(t *testing.T, files, cfg string) {
 					t.Errorf("stdout lacks %q:\n%s", w, stdout)
 				}
 			}
-			ck, err := stages.LoadCheckpoint(filepath.Join(run, tc.stage, "last.ckpt"))
+			ck, err := checkpoint.Read(filepath.Join(run, tc.stage, "last.ckpt"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ck.Meta.Stage != tc.stage || len(ck.Names("model/")) == 0 || (len(ck.Names("disc/")) == 10) != tc.disc {
-				t.Errorf("stage %s, %d model and %d disc tensors", ck.Meta.Stage, len(ck.Names("model/")), len(ck.Names("disc/")))
+			if ck.Meta.Stage != tc.stage || len(ck.Group("model/").Names()) == 0 || (len(ck.Group("disc/").Names()) == 10) != tc.disc {
+				t.Errorf("stage %s, %d model and %d disc tensors", ck.Meta.Stage, len(ck.Group("model/").Names()), len(ck.Group("disc/").Names()))
 			}
 		})
 	}
@@ -193,7 +196,7 @@ func importLayouts(t *testing.T, files, cfg string) {
 		{"torchscript", []string{"torchscript.pt"}, 1, "TorchScript"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			run := filepath.Join(t.TempDir(), "run")
 			args := []string{"import", "--out", run, "--config", cfg}
 			for _, a := range tc.args {

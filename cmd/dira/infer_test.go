@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -23,6 +22,7 @@ import (
 	"dira/infer"
 	"dira/internal/atomicfile"
 	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
 	"dira/model"
 )
 
@@ -120,7 +120,7 @@ func goFeatures(t *testing.T, u *model.UNet, files []string) []float32 {
 		t.Fatal(err)
 	}
 	defer y.MustDrop()
-	return model.Values(y)
+	return torch.Float32s(y)
 }
 
 // numpyLoad reads a .npy file with Debian's numpy and returns its shape,
@@ -161,6 +161,7 @@ func readIndex(t *testing.T, p string) [][]string {
 // provider, no GPU) runs on the CPU, says why, exits 0; features.npy loads
 // with numpy and equals the Go forward on the same preprocessed input.
 func TestInferEncoderOnCUDAFallsBack(t *testing.T) {
+	torchtest.Pin(t)
 	f := newInferFixture(t)
 	out := filepath.Join(t.TempDir(), "out")
 	code, stdout, stderr := dira(t, "infer", "--model", f.encoderONNX, "--input", f.images, "--out", out,
@@ -208,6 +209,7 @@ func TestInferEncoderOnCUDAFallsBack(t *testing.T) {
 // TestInferUNetMasks: one valid PNG per image at the image's own size, 8-
 // or 16-bit, and overlays.
 func TestInferUNetMasks(t *testing.T) {
+	torchtest.Pin(t)
 	f := newInferFixture(t)
 	for _, bits := range []string{"8", "16"} {
 		out := t.TempDir()
@@ -248,6 +250,7 @@ func TestInferUNetMasks(t *testing.T) {
 // TestInferErrorsNameTheFile: a corrupt or non-ONNX model, a model whose
 // input is not [N,3,H,W], an unreadable image: exit 1, the file named.
 func TestInferErrorsNameTheFile(t *testing.T) {
+	torchtest.Pin(t)
 	f := newInferFixture(t)
 	badImages := t.TempDir()
 	broken := filepath.Join(badImages, "broken.png")
@@ -271,7 +274,7 @@ func TestInferErrorsNameTheFile(t *testing.T) {
 		{"unreadable_image", []string{"--model", f.encoderONNX, "--input", badImages, "--bad-images", "fail"}, broken, "--bad-images skip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runtime.LockOSThread() // subtests run on their own goroutines
+			torchtest.Pin(t)
 			code, _, stderr := dira(t, append([]string{"infer", "--out", t.TempDir(), "--device", "cpu"}, tc.args...)...)
 			if code != 1 || !strings.Contains(stderr, tc.names) || !strings.Contains(stderr, tc.says) {
 				t.Fatalf("exit %d, stderr %q; want 1, naming %s and saying %q", code, stderr, tc.names, tc.says)

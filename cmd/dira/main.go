@@ -2,11 +2,17 @@
 // adversarial self-supervised learning) from one YAML file, exports the encoder
 // and U-Net, and runs the exported models.
 //
-//	dira config defaults           print every config key with its default
-//	dira validate CONFIG           print the resolved config, or every problem
-//	dira run CONFIG                run (or resume) the config's stages
-//	dira version                   print dira, Go, gotch, libtorch and ONNX Runtime versions
+//	dira config defaults                    every config key with its default, per stage kind
+//	dira validate CONFIG                    the resolved config, or every problem
+//	dira run CONFIG                         run (or resume) the config's stages
+//	dira model summary CONFIG               parameter counts and encoder stage shapes
+//	dira data preview CONFIG --out F.png    a grid of what the network is fed
+//	dira export --checkpoint C --out DIR    ONNX and .pth artifacts of a checkpoint
+//	dira infer --model M.onnx --input DIR   run an exported model in ONNX Runtime
+//	dira import FILE.pth --out DIR          an official DiRA checkpoint as a dira run
+//	dira version                            dira, Go, gotch, libtorch, ONNX Runtime versions
 //
+// The commands only parse flags and print; the work is in the packages.
 // Exit status: 0 on success, 1 on a failed run, 2 on a bad config or usage.
 package main
 
@@ -15,9 +21,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
 	"github.com/spf13/cobra"
+
+	"dira/stages"
 )
 
 // Version is dira's own version.
@@ -29,14 +36,11 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// The CLI's gotch calls run on the main goroutine: keep it on one OS thread,
-// since libtorch's grad mode and gotch's error slot are per thread.
-func init() { runtime.LockOSThread() }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, stages.Options{})) }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
-
-// run executes the CLI with args and returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+// run executes the CLI with args and returns the exit status. o reaches every
+// stage `dira run` builds (tests set hooks in it).
+func run(args []string, stdout, stderr io.Writer, o stages.Options) int {
 	root := &cobra.Command{
 		Use:           "dira",
 		Short:         "DiRA self-supervised pre-training, export and inference",
@@ -44,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(configCmd(), validateCmd(), runCmd(), modelCmd(), dataCmd(), exportCmd(), versionCmd(), inferCmd(), importCmd())
+	root.AddCommand(configCmd(), validateCmd(), runCmd(o), modelCmd(), dataCmd(), exportCmd(), versionCmd(), inferCmd(), importCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -5,25 +5,60 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
+	"dira/internal/torch/torchtest"
+	"dira/pipeline"
+	"dira/stages"
 )
 
+// TestMain doubles as the dira binary for tests that need a real process:
+// with DIRA_TEST_CLI set it runs the CLI on os.Args after "--" and exits with
+// its status. DIRA_TEST_FAULT_STEP=N makes step N of the warmup stage fail
+// with a real libtorch error; before failing it copies the stage's last.ckpt
+// to last.ckpt.at-fault, so the test can check the failure left it alone.
 func TestMain(m *testing.M) {
-	runtime.LockOSThread()
-	os.Exit(m.Run())
+	if os.Getenv("DIRA_TEST_CLI") == "" {
+		os.Exit(m.Run())
+	}
+	args := os.Args[1:]
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	var o stages.Options
+	if n, err := strconv.ParseInt(os.Getenv("DIRA_TEST_FAULT_STEP"), 10, 64); err == nil {
+		dir := os.Getenv("DIRA_TEST_FAULT_DIR")
+		o.Hooks.BeforeStep = func(stage string, step int64, q, _, _ *ts.Tensor) {
+			if stage != pipeline.StageWarmup || step != n {
+				return
+			}
+			last := filepath.Join(dir, stage, "last.ckpt")
+			if b, err := os.ReadFile(last); err == nil {
+				os.WriteFile(last+".at-fault", b, 0o644)
+			}
+			torch.Must(q.Mm(q, false)) // a [N,3,H,W] tensor is no matrix: libtorch refuses
+		}
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr, o))
 }
 
 func dira(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e bytes.Buffer
-	code = run(args, &o, &e)
+	code = run(args, &o, &e, stages.Options{})
 	return code, o.String(), e.String()
 }
 
 func TestValidateDemo(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	code, out, errOut := dira(t, "validate", "../../configs/demo.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -37,7 +72,7 @@ func TestValidateDemo(t *testing.T) {
 // a negative learning rate, a queue size that is not a multiple of the batch
 // and a missing data folder are reported together, one line each, exit 2.
 func TestValidateReportsEveryProblem(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(p, []byte(`
@@ -70,7 +105,7 @@ stages:
 }
 
 func TestRunWithoutStagesSaysSo(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	code, _, errOut := dira(t, "run", "../../configs/demo.yaml", "--set", "stages=[]", "--run-dir", t.TempDir())
 	if code != 2 || !strings.Contains(errOut, "lists no stages") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
@@ -78,7 +113,7 @@ func TestRunWithoutStagesSaysSo(t *testing.T) {
 }
 
 func TestVersionPrintsFiveVersions(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	code, out, errOut := dira(t, "version")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -94,7 +129,7 @@ func TestVersionPrintsFiveVersions(t *testing.T) {
 }
 
 func TestModelSummary(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	// The paper's config, whose image folder is not here: the summary needs
 	// only the networks.
 	code, out, errOut := dira(t, "model", "summary", "../../configs/chestxray14-dir.yaml")
@@ -108,16 +143,55 @@ func TestModelSummary(t *testing.T) {
 	}
 }
 
+// TestConfigDefaults: every key with a comment, and each stage kind with its
+// own keys only.
 func TestConfigDefaults(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	code, out, _ := dira(t, "config", "defaults")
 	if code != 0 || !strings.Contains(out, "queue_size: 65536 # ") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
+	_, export, ok := strings.Cut(out, "- name: export")
+	if !ok || strings.Contains(export, "optimizer") || strings.Contains(export, "epochs") || !strings.Contains(export, "tolerance: 0.0001") {
+		t.Errorf("the export entry:\n%s", export)
+	}
+	_, warmup, _ := strings.Cut(out, "- name: warmup")
+	warmup, _, _ = strings.Cut(warmup, "- name:")
+	if strings.Contains(warmup, "tolerance") || strings.Contains(warmup, "disc_optimizer") || !strings.Contains(warmup, "optimizer:") {
+		t.Errorf("the warmup entry:\n%s", warmup)
+	}
+}
+
+// TestValidateRefusesKeysOfOtherKinds: a training key on an export stage and
+// an export key on a training stage are refused by YAML path, exit 2.
+func TestValidateRefusesKeysOfOtherKinds(t *testing.T) {
+	torchtest.Pin(t)
+	for _, tc := range []struct {
+		sets []string
+		want []string
+	}{
+		{[]string{"stages[2].optimizer.lr=5", "stages[2].epochs=99"},
+			[]string{"stages[2].optimizer: not a key of an export stage", "stages[2].epochs: not a key of an export stage"}},
+		{[]string{"stages[0].tolerance=0.1"}, []string{"stages[0].tolerance: not a key of a warmup stage"}},
+	} {
+		args := []string{"validate", "../../configs/demo.yaml"}
+		for _, s := range tc.sets {
+			args = append(args, "--set", s)
+		}
+		code, _, errOut := dira(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.sets, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%v: stderr lacks %q:\n%s", tc.sets, w, errOut)
+			}
+		}
+	}
 }
 
 func TestDataPreviewWritesPNG(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	out := filepath.Join(t.TempDir(), "x.png")
 	code, _, errOut := dira(t, "data", "preview", "../../configs/demo.yaml", "--out", out, "--n", "3")
 	if code != 0 {
@@ -137,18 +211,14 @@ func TestDataPreviewWritesPNG(t *testing.T) {
 	}
 }
 
-// TestPaperConfigsValidate: the two ChestX-ray14 configs are valid once the
-// image folder exists (the official list files live in shared/).
+// TestPaperConfigsValidate: the two ChestX-ray14 configs are valid, from the
+// repository root, once the image folder exists (the official split lists are
+// in configs/lists/).
 func TestPaperConfigsValidate(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
-	lists, err := filepath.Abs("../../../shared/data/chestxray14")
-	if err != nil {
-		t.Fatal(err)
-	}
+	torchtest.Pin(t)
+	t.Chdir("../..")
 	for _, cfg := range []string{"chestxray14-dir.yaml", "chestxray14-dira.yaml"} {
-		code, out, errOut := dira(t, "validate", "../../configs/"+cfg, "--set", "data.root="+t.TempDir(),
-			"--set", "data.train_list="+filepath.Join(lists, "Xray14_train_official.txt"),
-			"--set", "data.val_list="+filepath.Join(lists, "Xray14_val_official.txt"))
+		code, out, errOut := dira(t, "validate", "configs/"+cfg, "--set", "data.root="+t.TempDir())
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", cfg, code, errOut)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,11 +17,10 @@ import (
 	"dira/stages"
 )
 
-func runCmd() *cobra.Command {
+func runCmd(o stages.Options) *cobra.Command {
 	var (
 		sets   []string
 		runDir string
-		ortLib string
 	)
 	c := &cobra.Command{
 		Use:   "run CONFIG",
@@ -34,7 +34,7 @@ func runCmd() *cobra.Command {
 			if len(cfg.Stages) == 0 {
 				return usageError{fmt.Errorf("%s: %w", args[0], pipeline.ErrNoStages)}
 			}
-			stages, err := buildStages(cfg)
+			list, err := stages.Build(cfg, o)
 			if err != nil {
 				return usageError{fmt.Errorf("%s: %w", args[0], err)}
 			}
@@ -43,44 +43,51 @@ func runCmd() *cobra.Command {
 			}
 			torch.Seed(cfg.Run.Seed)
 			torch.TuneAllocator()
-			if runDir == "" {
-				runDir = filepath.Join(cfg.Run.OutputDir, cfg.Run.Name)
+			dir := runDir
+			if dir == "" {
+				dir = filepath.Join(cfg.Run.OutputDir, cfg.Run.Name)
 			}
-			r, err := pipeline.Open(runDir, cfg, versions(ortLib), cmd.ErrOrStderr())
+			r, err := pipeline.Open(dir, cfg, versions(o.ORTLib), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if err := pipeline.Execute(ctx, r, stages); err != nil {
+			if err := pipeline.Execute(ctx, r, list); err != nil {
 				if errors.Is(err, context.Canceled) {
-					return fmt.Errorf("interrupted; run `dira run %s` again to resume: %w", args[0], err)
+					return fmt.Errorf("interrupted; run `%s` again to resume", resumeCommand(args[0], runDir, sets))
 				}
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "run %s: all stages completed\n", runDir)
+			fmt.Fprintf(cmd.OutOrStdout(), "run %s: all stages completed\n", dir)
 			return nil
 		},
 	}
 	c.Flags().StringArrayVar(&sets, "set", nil, "override a key: --set stages[0].epochs=2 (repeatable)")
 	c.Flags().StringVar(&runDir, "run-dir", "", "run folder (default <run.output_dir>/<run.name>)")
-	c.Flags().StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so")
+	c.Flags().StringVar(&o.ORTLib, "ort-lib", "", "path of libonnxruntime.so (default: $DIRA_ORT_LIB, then .deps/onnxruntime/)")
 	return c
 }
 
-// buildStages turns the config's stage list into runnable stages.
-func buildStages(cfg pipeline.Config) ([]pipeline.Stage, error) {
-	var out []pipeline.Stage
-	for i, s := range cfg.Stages {
-		if !s.IsTraining() {
-			out = append(out, stages.NewExport(cfg, s))
-			continue
-		}
-		st, err := stages.NewTraining(cfg, s)
-		if err != nil {
-			return nil, fmt.Errorf("stages[%d]: %w", i, err)
-		}
-		out = append(out, st)
+// resumeCommand is the command line that resumes an interrupted run: the same
+// config, run folder and overrides.
+func resumeCommand(config, runDir string, sets []string) string {
+	parts := []string{"dira", "run", shellQuote(config)}
+	if runDir != "" {
+		parts = append(parts, "--run-dir", shellQuote(runDir))
 	}
-	return out, nil
+	for _, s := range sets {
+		parts = append(parts, "--set", shellQuote(s))
+	}
+	return strings.Join(parts, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == '=' || r == ':' || r == ',' ||
+			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

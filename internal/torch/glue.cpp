@@ -94,3 +94,25 @@ int dira_momentum_update(void **q, void **k, int n, double m, char **err) {
 }
 
 }  // extern "C"
+
+extern "C" {
+
+// dira_scalar_type is the c10::ScalarType number of a tensor (6 float, 4
+// long, 15 bfloat16, ...): gotch's DType exits on types it does not map.
+int dira_scalar_type(void *t) {
+  return static_cast<int>(static_cast<torch::Tensor *>(t)->scalar_type());
+}
+
+// dira_copy_ is dst.copy_(src) without autograd: loading and moving weights.
+int dira_copy_(void *dst, void *src, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    static_cast<torch::Tensor *>(dst)->copy_(*static_cast<torch::Tensor *>(src));
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+}  // extern "C"

@@ -12,6 +12,8 @@ int dira_grad_set_enabled(int on);
 void *dira_leaky_relu(void *x, double slope, char **err);
 int dira_sgd_step(void **params, void **bufs, int n, double lr, double momentum,
                   double weight_decay, char **err);
+int dira_scalar_type(void *t);
+int dira_copy_(void *dst, void *src, char **err);
 int dira_momentum_update(void **q, void **k, int n, double m, char **err);
 #ifdef __cplusplus
 }

@@ -10,7 +10,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"unsafe"
 
@@ -56,9 +55,7 @@ func LeakyReLU(x *ts.Tensor, slope float64) (*ts.Tensor, error) {
 	var cerr *C.char
 	out := C.dira_leaky_relu(x.Ctensor(), C.double(slope), &cerr)
 	if out == nil {
-		msg := C.GoString(cerr)
-		C.free(unsafe.Pointer(cerr))
-		return nil, errors.New("torch: leaky_relu: " + msg)
+		return nil, fmt.Errorf("leaky_relu: %w", cError(cerr))
 	}
 	return ts.FromCtensor(out), nil
 }
@@ -75,14 +72,11 @@ func SetGradEnabled(on bool) (prev bool) {
 	return C.dira_grad_set_enabled(c) != 0
 }
 
-// NoGrad runs fn with autograd recording off on this OS thread, restoring the
-// previous mode afterwards (also when fn panics). The caller must hold its OS
-// thread for the whole computation (runtime.LockOSThread): grad mode is
-// thread-local in libtorch. NoGrad itself keeps the goroutine on one thread
-// while it runs, so the mode it sets is the one fn's ops see.
+// NoGrad runs fn with autograd recording off, restoring the previous mode
+// afterwards (also when fn panics). Grad mode is per OS thread in libtorch,
+// so the caller must run on a pinned thread (Do); NoGrad checks it.
 func NoGrad(fn func()) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	assertPinned()
 	prev := SetGradEnabled(false)
 	defer SetGradEnabled(prev)
 	fn()
@@ -94,12 +88,13 @@ func NoGrad(fn func()) {
 // leaking the old one; for an activation that leak keeps the tensor and its
 // autograd graph alive for ever (measured: 72 MB per ResNet-18 U-Net step).
 func InPlace(t *ts.Tensor, op func() error) error {
+	assertPinned()
 	old := ts.FromCtensor(t.Ctensor())
 	if err := op(); err != nil {
-		return err
+		return libtorchError(err)
 	}
 	if old.Ctensor() != t.Ctensor() {
-		old.MustDrop()
+		Drop(old)
 	}
 	return nil
 }
@@ -119,10 +114,12 @@ func cHandles(ts []*ts.Tensor) **C.void {
 	return (**C.void)(unsafe.Pointer(&arr[0]))
 }
 
-func cError(what string, cerr *C.char) error {
+// cError takes a malloc'd message from the glue and returns it as a libtorch
+// *Error (its first line).
+func cError(cerr *C.char) error {
 	msg := C.GoString(cerr)
 	C.free(unsafe.Pointer(cerr))
-	return errors.New("torch: " + what + ": " + msg)
+	return libtorchError(errors.New(msg))
 }
 
 // SGDStep runs torch.optim.SGD's step (PyTorch 1.13 single-tensor algorithm,
@@ -141,7 +138,7 @@ func SGDStep(params, bufs []*ts.Tensor, lr, momentum, weightDecay float64) error
 	defer C.free(unsafe.Pointer(bs))
 	var cerr *C.char
 	if C.dira_sgd_step((*unsafe.Pointer)(unsafe.Pointer(ps)), (*unsafe.Pointer)(unsafe.Pointer(bs)), C.int(len(params)), C.double(lr), C.double(momentum), C.double(weightDecay), &cerr) != 0 {
-		return cError("sgd step", cerr)
+		return fmt.Errorf("sgd step: %w", cError(cerr))
 	}
 	out := (*[1 << 28]unsafe.Pointer)(unsafe.Pointer(bs))[:len(bufs):len(bufs)]
 	for i := range bufs {
@@ -165,7 +162,7 @@ func MomentumUpdate(q, k []*ts.Tensor, m float64) error {
 	defer C.free(unsafe.Pointer(ks))
 	var cerr *C.char
 	if C.dira_momentum_update((*unsafe.Pointer)(unsafe.Pointer(qs)), (*unsafe.Pointer)(unsafe.Pointer(ks)), C.int(len(q)), C.double(m), &cerr) != 0 {
-		return cError("momentum update", cerr)
+		return fmt.Errorf("momentum update: %w", cError(cerr))
 	}
 	return nil
 }

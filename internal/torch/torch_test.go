@@ -1,7 +1,6 @@
 package torch
 
 import (
-	"runtime"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -9,7 +8,7 @@ import (
 )
 
 func TestSetThreads(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	t.Cleanup(Pin())
 	if err := SetThreads(2); err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +21,7 @@ func TestSetThreads(t *testing.T) {
 }
 
 func TestSeedIsDeterministic(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	t.Cleanup(Pin())
 	draw := func() []float64 {
 		Seed(42)
 		x := ts.MustRandn([]int64{8}, gotch.Float, gotch.CPU)
@@ -42,8 +41,7 @@ func TestSeedIsDeterministic(t *testing.T) {
 // Input ones [1,1,3,3], weight ones [1,1,2,2]: every output is 4; d(sum)/dW = 4
 // (each weight sees 4 input ones); d(sum)/dx counts the windows covering each pixel.
 func TestConvForwardBackward(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	t.Cleanup(Pin())
 	x := ts.MustOnes([]int64{1, 1, 3, 3}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
 	w := ts.MustOnes([]int64{1, 1, 2, 2}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
 	defer x.MustDrop()
@@ -79,14 +77,14 @@ func TestConvForwardBackward(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	t.Cleanup(Pin())
 	if v := Version(); len(v) < 4 || v[:4] != "1.13" {
 		t.Fatalf("Version() = %q, want 1.13.x", v)
 	}
 }
 
 func TestLeakyReLU(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	t.Cleanup(Pin())
 	x := ts.MustOfSlice([]float32{-2, -0.5, 0, 3})
 	defer x.MustDrop()
 	y, err := LeakyReLU(x, 0.2)
@@ -103,8 +101,7 @@ func TestLeakyReLU(t *testing.T) {
 }
 
 func TestNoGradRestoresRecording(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	t.Cleanup(Pin())
 	if !SetGradEnabled(true) {
 		t.Log("grad mode was off at start")
 	}

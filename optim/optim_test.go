@@ -1,22 +1,20 @@
-package stages
+package optim
 
 import (
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/sugarme/gotch/ts"
 
 	"dira/internal/npy"
 	"dira/internal/torch"
-	"dira/model"
+	"dira/internal/torch/torchtest"
 )
 
 func TestMain(m *testing.M) {
-	runtime.LockOSThread()
 	torch.SetThreads(2)
 	os.Exit(m.Run())
 }
@@ -33,7 +31,7 @@ func readNPZ(t *testing.T, path string) map[string]npy.Array {
 // TestOptimizersMatchPyTorch: three steps of SGD (momentum, weight decay) and
 // Adam equal torch.optim's within 1e-6.
 func TestOptimizersMatchPyTorch(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	out := filepath.Join(t.TempDir(), "optim.npz")
 	if b, err := exec.Command("/usr/bin/python3", "testdata/optim_reference.py", out).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)
@@ -64,7 +62,7 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := ref[name+"_"+string(rune('0'+s))].Float32()
-			got := model.Values(p)
+			got := torch.Float32s(p)
 			var worst float64
 			for i := range got {
 				worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
@@ -81,7 +79,7 @@ func TestOptimizersMatchPyTorch(t *testing.T) {
 }
 
 func TestLRSchedules(t *testing.T) {
-	runtime.LockOSThread() // gotch: grad mode and the error slot are per OS thread
+	torchtest.Pin(t)
 	if got := LR(0.03, "cosine", nil, 0, 10); got != 0.03 {
 		t.Errorf("cosine epoch 0 = %v", got)
 	}

@@ -22,13 +22,78 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"dira/internal/atomicfile"
-	"dira/model"
+	"dira/internal/torch"
 )
+
+// metrics is a stage's metrics.jsonl, one JSON object per line: "step"
+// records (losses, lr, speed), "epoch" records (mean training losses,
+// validation loss, best epoch) and "skipped" records (unreadable images).
+type metrics struct {
+	path string
+	f    *os.File
+}
+
+// epochPoint is an epoch record's summary.
+type epochPoint struct {
+	Epoch     int                `json:"epoch"`
+	TrainLoss map[string]float64 `json:"train"`
+	ValLoss   float64            `json:"val_loss"`
+}
+
+// openMetrics opens dir/metrics.jsonl for appending, first dropping the
+// records past the resumed position (step records after step, epoch records
+// of epoch and later) so a resumed run's log reads as an uninterrupted one.
+func openMetrics(dir string, step int64, epoch int) (*metrics, error) {
+	path := filepath.Join(dir, "metrics.jsonl")
+	if old, err := os.ReadFile(path); err == nil {
+		var keep []string
+		for _, line := range strings.Split(strings.TrimSpace(string(old)), "\n") {
+			var rec struct {
+				Kind  string `json:"kind"`
+				Step  int64  `json:"step"`
+				Epoch int    `json:"epoch"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil {
+				continue
+			}
+			if (rec.Kind == "step" && rec.Step <= step) || (rec.Kind == "epoch" && rec.Epoch < epoch) ||
+				(rec.Kind == "skipped" && rec.Step < step) {
+				keep = append(keep, line)
+			}
+		}
+		body := strings.Join(keep, "\n")
+		if body != "" {
+			body += "\n"
+		}
+		if err := atomicfile.WriteFile(path, []byte(body), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &metrics{path: path, f: f}, nil
+}
+
+// log appends one record.
+func (m *metrics) log(rec map[string]any) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("metrics %s: %w", m.path, err)
+	}
+	if _, err := m.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("metrics %s: %w", m.path, err)
+	}
+	return nil
+}
+
+func (m *metrics) close() error { return m.f.Close() }
 
 // writePlots redraws <stage>/loss.png from metrics.jsonl: every logged
 // training loss term per step, and the validation loss at each epoch end.
-func (tr *trainer) writePlots(epoch int) error {
-	f, err := os.Open(filepath.Join(tr.dir, "metrics.jsonl"))
+func writePlots(dir, stage string, epoch int) error {
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
 		return err
 	}
@@ -56,7 +121,7 @@ func (tr *trainer) writePlots(epoch int) error {
 		}
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: losses up to epoch %d", tr.stage.Name, epoch+1)
+	p.Title.Text = fmt.Sprintf("%s: losses up to epoch %d", stage, epoch+1)
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = "loss (log scale)"
 	p.Y.Scale = plot.LogScale{}
@@ -79,7 +144,7 @@ func (tr *trainer) writePlots(epoch int) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(tr.dir, "loss.png")
+	path := filepath.Join(dir, "loss.png")
 	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := wt.WriteTo(w); return err }); err != nil {
 		return err
 	}
@@ -89,10 +154,11 @@ func (tr *trainer) writePlots(epoch int) error {
 // writeSamples writes samples/epoch_NNN.png: for up to 4 validation images a
 // row of input (view 1 as the network sees it) | restoration | target, so a
 // person can watch restoration improve.
-func (tr *trainer) writeSamples(epoch int, q, rec, target *ts.Tensor) error {
-	sz := q.MustSize()
+func writeSamples(dir string, epoch int, q, rec, target *ts.Tensor) (err error) {
+	defer torch.Catch("samples", &err)
+	sz := torch.Size(q)
 	n, h, w := int(min(sz[0], 4)), int(sz[2]), int(sz[3])
-	qv, rv, tv := model.Values(q), model.Values(rec), model.Values(target)
+	qv, rv, tv := torch.Float32s(q), torch.Float32s(rec), torch.Float32s(target)
 	const gap = 2
 	img := image.NewGray(image.Rect(0, 0, 3*w+2*gap, n*h+(n-1)*gap))
 	for i := range img.Pix {
@@ -111,7 +177,7 @@ func (tr *trainer) writeSamples(epoch int, q, rec, target *ts.Tensor) error {
 		put(rv, i*h*w, 1, i)
 		put(tv, i*h*w, 2, i)
 	}
-	dir := filepath.Join(tr.dir, "samples")
+	dir = filepath.Join(dir, "samples")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package stages
+package optim
 
 import (
 	"fmt"
@@ -45,14 +45,16 @@ func (o *SGD) Step() error {
 
 // ZeroGrad fills the gradients with zeros, as PyTorch 1.13's zero_grad()
 // (gotch's Tensor.ZeroGrad leaks a handle per call).
-func ZeroGrad(params []*ts.Tensor) {
+func ZeroGrad(params []*ts.Tensor) (err error) {
+	defer torch.Catch("zero grad", &err)
 	for _, p := range params {
-		g := p.MustGrad(false)
-		if g.MustDefined() {
+		g := torch.Grad(p)
+		if torch.Defined(g) {
 			torch.Check(torch.InPlace(g, g.Zero_))
 		}
-		g.MustDrop()
+		torch.Drop(g)
 	}
+	return nil
 }
 
 // Adam is torch.optim.Adam(params, lr, betas, eps=1e-8, weight_decay=0,
@@ -90,34 +92,34 @@ func (o *Adam) Step() (err error) {
 	step := ts.FloatScalar(-o.LR / bc1)
 	defer func() {
 		for _, s := range []*ts.Scalar{b1, omb1, b2, omb2, invSqrtBC2, eps, step} {
-			s.MustDrop()
+			torch.DropScalars(s)
 		}
 	}()
 	torch.NoGrad(func() {
 		for i, p := range o.Params {
-			g := p.MustGrad(false)
-			if !g.MustDefined() {
-				g.MustDrop()
+			g := torch.Grad(p)
+			if !torch.Defined(g) {
+				torch.Drop(g)
 				continue
 			}
 			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].MulScalar_(b1) }))
 			gs := torch.Must(g.MulScalar(omb1, false))
 			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].Add_(gs) }))
-			gs.MustDrop()
+			torch.Drop(gs)
 			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].MulScalar_(b2) }))
 			gg := torch.Must(g.Mul(g, false))
 			torch.Check(torch.InPlace(gg, func() error { return gg.MulScalar_(omb2) }))
 			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].Add_(gg) }))
-			gg.MustDrop()
-			g.MustDrop()
+			torch.Drop(gg)
+			torch.Drop(g)
 			denom := torch.Must(o.V[i].Sqrt(false))
 			torch.Check(torch.InPlace(denom, func() error { return denom.MulScalar_(invSqrtBC2) }))
 			torch.Check(torch.InPlace(denom, func() error { return denom.AddScalar_(eps) }))
 			upd := torch.Must(o.M[i].Div(denom, false))
-			denom.MustDrop()
+			torch.Drop(denom)
 			torch.Check(torch.InPlace(upd, func() error { return upd.MulScalar_(step) }))
 			torch.Check(torch.InPlace(p, func() error { return p.Add_(upd) }))
-			upd.MustDrop()
+			torch.Drop(upd)
 		}
 	})
 	return nil
@@ -141,5 +143,5 @@ func LR(base float64, schedule string, milestones []int, epoch, epochs int) floa
 	case "constant":
 		return base
 	}
-	panic(fmt.Sprintf("stages: unknown schedule %q", schedule))
+	panic(fmt.Sprintf("optim: unknown schedule %q", schedule))
 }

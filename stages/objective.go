@@ -1,0 +1,193 @@
+package stages
+
+import (
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
+	"dira/model"
+	"dira/optim"
+	"dira/pipeline"
+)
+
+// Objective is DiRA's training objective, Eq. (4) of the paper,
+//
+//	L = l_dis*L_dis + l_res*L_res + l_adv*L_adv
+//
+// with the official code's terms (spec 4.2): L_dis the InfoNCE loss of MoCo-v2
+// (cross-entropy of the logits against class 0), L_res the MSE between the
+// restoration and the target, L_adv the least-squares GAN loss of the
+// generator, and the discriminator's own LSGAN loss. The three pre-training
+// kinds use parts of it:
+//
+//	moco        (official mode di)   L = l_dis*InfoNCE                       no decoder
+//	warmup      (official mode dir)  L = l_dis*InfoNCE + l_res*MSE(rec, target)
+//	adversarial (official mode dira) L = ... + l_adv*LSGAN_G, then the discriminator's step
+//
+// Step runs one iteration in the official order (spec 4.3); bench/step runs
+// it on random tensors.
+type Objective struct {
+	MoCo        *model.MoCo
+	Disc        *model.Discriminator // nil outside the adversarial stage
+	SGD         *optim.SGD
+	Adam        *optim.Adam // nil outside the adversarial stage
+	Losses      pipeline.LossConfig
+	Momentum    float64 // key encoder momentum m
+	Temperature float64 // InfoNCE temperature T
+	Groups      int     // ghost batch-norm groups
+}
+
+// lossTerms is what one forward computes; every value is a scalar tensor.
+type lossTerms struct {
+	total, nce, mse, advG *ts.Tensor
+}
+
+func (l lossTerms) drop() { torch.Drop(l.total, l.nce, l.mse, l.advG) }
+
+// losses builds the weighted generator loss of a MoCo forward.
+func (o *Objective) losses(out model.StepOutput, target *ts.Tensor) (l lossTerms) {
+	w := o.Losses
+	n := torch.Size(out.Logits)[0]
+	labels := torch.Zeros([]int64{n}, gotch.Int64) // the positive key is class 0
+	l.nce = torch.Must(out.Logits.CrossEntropyLoss(labels, ts.None, 1, -100, 0, false))
+	torch.Drop(labels)
+	l.total = scaled(l.nce, w.ContrastiveWeight)
+	if out.Rec != nil {
+		l.mse = torch.Must(out.Rec.MseLoss(target, 1, false))
+		addScaled(l.total, l.mse, w.MSEWeight)
+	}
+	if o.Disc != nil {
+		d, err := o.Disc.Forward(out.Rec)
+		torch.Check(err)
+		l.advG = lsgan(d, 1)
+		torch.Drop(d)
+		addScaled(l.total, l.advG, w.AdvWeight)
+	}
+	return l
+}
+
+// scaled returns w*x as a new tensor.
+func scaled(x *ts.Tensor, w float64) *ts.Tensor {
+	s := torch.FloatScalar(w)
+	defer torch.DropScalars(s)
+	return torch.Must(x.MulScalar(s, false))
+}
+
+// addScaled does acc += w*x (out of place on the graph: acc is a fresh sum).
+func addScaled(acc, x *ts.Tensor, w float64) {
+	t := scaled(x, w)
+	torch.Check(torch.InPlace(acc, func() error { return acc.Add_(t) }))
+	torch.Drop(t)
+}
+
+// lsgan is the least-squares GAN term mean((d - label)^2) (official
+// nn.MSELoss against a ones or zeros patch map, spec 4.2).
+func lsgan(d *ts.Tensor, label float64) *ts.Tensor {
+	var target *ts.Tensor
+	if label == 1 {
+		target = torch.Must(d.OnesLike(false))
+	} else {
+		target = torch.Must(d.ZerosLike(false))
+	}
+	defer torch.Drop(target)
+	return torch.Must(d.MseLoss(target, 1, false))
+}
+
+// Step does one iteration on a batch (query and key views [N,3,H,W], target
+// [N,1,H,W] or nil) in the official order (spec 4.3): MoCo forward with
+// momentum update, generator loss, SGD step; then, with a discriminator, its
+// LSGAN step on the restoration made before the generator step; then the
+// enqueue of this batch's keys. perm is the shuffle-BN permutation (nil:
+// none). If a loss term is NaN or Inf, Step stops before any update and
+// returns its name as bad (vals[bad] is the value). A libtorch error is
+// returned as an error.
+func (o *Objective) Step(q, k, target *ts.Tensor, perm []int64) (vals map[string]float64, bad string, err error) {
+	defer torch.Catch("", &err)
+	out, err := o.MoCo.Forward(q, k, model.Mode{Train: true, Groups: o.Groups}, o.Momentum, o.Temperature, perm)
+	if err != nil {
+		return nil, "", err
+	}
+	defer out.Drop()
+	l := o.losses(out, target)
+	defer l.drop()
+	vals = map[string]float64{}
+	for _, term := range []struct {
+		name string
+		t    *ts.Tensor
+	}{{"nce", l.nce}, {"mse", l.mse}, {"adv_g", l.advG}, {"loss", l.total}} {
+		if term.t == nil {
+			continue
+		}
+		v := torch.Item(term.t)
+		vals[term.name] = v
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return vals, term.name, nil
+		}
+	}
+
+	torch.Check(optim.ZeroGrad(o.SGD.Params))
+	torch.Backward(l.total)
+	torch.Check(o.SGD.Step())
+	if o.Disc != nil {
+		v, bad := o.discriminatorStep(out.Rec, target)
+		vals["d_loss"] = v
+		if bad {
+			return vals, "d_loss", nil
+		}
+	}
+	torch.Check(o.MoCo.Enqueue(out.Keys))
+	return vals, "", nil
+}
+
+// discriminatorStep is 0.5*(LS(D(real),1) + LS(D(fake),0)) on the
+// restoration made before the generator's step, then Adam. bad reports a
+// non-finite loss (no update is made then).
+func (o *Objective) discriminatorStep(rec, target *ts.Tensor) (v float64, bad bool) {
+	torch.Check(optim.ZeroGrad(o.Adam.Params))
+	fake := torch.Must(rec.Detach(false))
+	dReal, err := o.Disc.Forward(target)
+	torch.Check(err)
+	dFake, err := o.Disc.Forward(fake)
+	torch.Check(err)
+	lr, lf := lsgan(dReal, 1), lsgan(dFake, 0)
+	ld := torch.Must(lr.Add(lf, false))
+	defer torch.Drop(fake, dReal, dFake, lr, lf, ld)
+	half := torch.FloatScalar(0.5)
+	torch.Check(torch.InPlace(ld, func() error { return ld.MulScalar_(half) }))
+	torch.DropScalars(half)
+	v = torch.Item(ld)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return v, true
+	}
+	torch.Backward(ld)
+	torch.Check(o.Adam.Step())
+	return v, false
+}
+
+// Eval is the total weighted loss of one validation batch with batch norm in
+// eval mode and autograd off. movesKeys momentum-updates the key encoder and
+// enqueues the batch's keys, as the official validation does (spec 8.3);
+// without it both are left alone. It returns the restoration for the sample
+// grid (the caller drops it; nil without a decoder).
+func (o *Objective) Eval(q, k, target *ts.Tensor, movesKeys bool) (loss float64, rec *ts.Tensor, err error) {
+	momentum := 1.0 // 1 skips the momentum update
+	if movesKeys {
+		momentum = o.Momentum
+	}
+	defer torch.Catch("", &err)
+	torch.NoGrad(func() {
+		out, ferr := o.MoCo.Forward(q, k, model.Eval, momentum, o.Temperature, nil)
+		torch.Check(ferr)
+		defer torch.Drop(out.Logits, out.Keys)
+		l := o.losses(out, target)
+		loss = torch.Item(l.total)
+		l.drop()
+		if movesKeys {
+			torch.Check(o.MoCo.Enqueue(out.Keys))
+		}
+		rec = out.Rec
+	})
+	return loss, rec, nil
+}
