@@ -18,11 +18,19 @@ type Bar struct {
 }
 
 // Comparison draws one bar per initialisation at its mean with a mean +- std
-// whisker, the value written above it. The y axis covers the whiskers
-// rather than starting at 0, since results such as AUCs differ in the
-// second decimal; each bar's number is printed so the scale cannot
+// whisker, the value written above it. For results such as AUCs, which
+// differ in the second decimal, the y axis starts below the lowest whisker
+// rather than at 0; each bar's number is printed so the scale cannot
 // mislead.
 func Comparison(bars []Bar, metric, title string) ([]byte, error) {
+	p := comparisonPlot(bars, metric, title)
+	w := max(3.6*vg.Inch, vg.Length(len(bars))*1.15*vg.Inch)
+	return render(w, 3*vg.Inch, func(dc draw.Canvas) {
+		p.Draw(draw.Crop(dc, vg.Points(4), -vg.Points(8), vg.Points(2), -vg.Points(4)))
+	})
+}
+
+func comparisonPlot(bars []Bar, metric, title string) *plot.Plot {
 	p := newPlot(title)
 	p.Y.Label.Text = metric
 	names := make([]string, len(bars))
@@ -45,8 +53,15 @@ func Comparison(bars []Bar, metric, title string) ([]byte, error) {
 		lo, hi = 0, 1
 	} else {
 		lo, hi = pad(lo, hi)
-		if lo > 0 && lo < 0.3*hi {
-			lo = 0 // close to zero anyway: start there
+		// For positive results, start the axis half the padded range below
+		// the lowest whisker so the shortest bar keeps about a third of the
+		// height, or at 0 when that is close anyway.
+		if lo >= 0 {
+			base := lo - (hi*0.5 - lo*0.5)
+			if base < 0.3*hi {
+				base = 0
+			}
+			lo = base
 		}
 		hi += hi*0.12 - lo*0.12 // room for the value labels
 		if !isFinite(hi) {
@@ -59,10 +74,7 @@ func Comparison(bars []Bar, metric, title string) ([]byte, error) {
 	p.X.Min, p.X.Max = -0.5, float64(max(len(bars), 1))-0.5
 	p.Y.Min, p.Y.Max = lo, hi
 	p.Add(barPlotter{bars: bars})
-	w := max(3.6*vg.Inch, vg.Length(len(bars))*1.15*vg.Inch)
-	return render(w, 3*vg.Inch, func(dc draw.Canvas) {
-		p.Draw(draw.Crop(dc, vg.Points(4), -vg.Points(8), vg.Points(2), -vg.Points(4)))
-	})
+	return p
 }
 
 type barPlotter struct{ bars []Bar }

@@ -362,3 +362,34 @@ func TestReadableTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestComparisonRange: the y axis holds every whisker, starts at 0 for
+// results near 0, and below the data (not at 0) for close AUCs.
+func TestComparisonRange(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		bars   []Bar
+		atZero bool
+	}{
+		{"close_aucs", []Bar{{"dira", 0.81, 0.014, 2}, {"random", 0.71, nan, 1}, {"imagenet", 0.79, 0.01, 3}}, false},
+		{"near_zero", []Bar{{"a", 0.1, 0.05, 3}, {"b", 0.9, 0.02, 3}}, true},
+		{"negative", []Bar{{"a", -2, 0.5, 3}, {"b", 1, 0.2, 3}}, false},
+		{"one", []Bar{{"a", 0.5, 0, 1}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := comparisonPlot(tc.bars, "auc", "")
+			for _, b := range tc.bars {
+				s := b.Std
+				if math.IsNaN(s) {
+					s = 0
+				}
+				if b.Mean-s < p.Y.Min || b.Mean+s > p.Y.Max {
+					t.Errorf("%s: %g ± %g outside [%g, %g]", b.Name, b.Mean, s, p.Y.Min, p.Y.Max)
+				}
+			}
+			if (p.Y.Min == 0) != tc.atZero {
+				t.Errorf("axis starts at %g; want at zero: %v", p.Y.Min, tc.atZero)
+			}
+		})
+	}
+}

@@ -99,11 +99,14 @@ func TestBrowser(t *testing.T) {
 
 	b := startBrowser(t, bin)
 	for _, tc := range []struct {
-		name, dir, status string
+		name, dir, title, status string
 	}{
-		{"demo", demo, "completed: all 3 stages finished"},
-		{"killed", killed, "stopped in stage adversarial, or still running"},
-		{"export_failed", failedExport, "failed in stage export"},
+		{"demo", demo, "dira run demo", "completed: all 3 stages finished"},
+		{"killed", killed, "dira run demo", "stopped in stage adversarial, or still running"},
+		{"export_failed", failedExport, "dira run demo", "failed in stage export"},
+		// The hand-written run with a fine-tuning stage: comparison, ROC
+		// and learning-curve figures.
+		{"finetune", completeRun(t), "dira run fixture", "completed: all 4 stages finished"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.html")
@@ -113,7 +116,7 @@ func TestBrowser(t *testing.T) {
 			doc, _ := os.ReadFile(out)
 			wantImages := strings.Count(string(doc), "<img ")
 			got := b.open(t, out)
-			if got.Title != "dira run demo" {
+			if got.Title != tc.title {
 				t.Errorf("title %q", got.Title)
 			}
 			if !strings.Contains(got.Status, tc.status) {
