@@ -7,7 +7,7 @@ BIN     := bin/dira
 .PHONY: setup demo test build vet bench clean
 
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh $(SETUP_FLAGS)
 
 build: setup
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/dira
@@ -15,7 +15,9 @@ build: setup
 demo: build
 	$(BIN) run configs/demo.yaml
 
-# The whole suite: formatting, vet, then every package's tests.
+# The whole suite: formatting, vet, then every package's tests. Its setup also
+# installs headless Chromium, which the report's browser test opens.
+test: SETUP_FLAGS := --browser
 test: setup
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.deps/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

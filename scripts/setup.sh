@@ -10,6 +10,8 @@
 #      plain `go build` / `go test` work from any clone on this machine.
 #   3. The ONNX Runtime shared library, taken from the npm package onnxruntime-node
 #      (pinned, checksum verified) into .deps/onnxruntime/ of this checkout.
+#   4. With --browser (make test passes it): Debian's chromium and a font, for the
+#      test that opens report.html in headless Chromium. Training never needs them.
 #
 # Every step first checks whether its result is already in place; a second run
 # changes nothing and says so.
@@ -26,9 +28,20 @@ changed=0
 log() { printf 'setup: %s\n' "$*"; }
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+with_browser=0
+for arg in "$@"; do
+  case $arg in
+    --browser) with_browser=1 ;;
+    *) log "unknown option $arg (known: --browser)"; exit 2 ;;
+  esac
+done
+
 # --- 1. Debian packages ------------------------------------------------------
 apt_pkgs=(libtorch-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
   python3-numpy python3-pil ca-certificates)
+if [ "$with_browser" = 1 ]; then
+  apt_pkgs+=(chromium fonts-dejavu-core)
+fi
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
