@@ -2,7 +2,8 @@
 # setup.sh installs everything dira needs on a Debian 12 machine, and nothing twice.
 #
 #   1. Debian packages: libtorch-dev (training), protobuf-compiler, and the Python
-#      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx).
+#      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx,
+#      -sklearn).
 #   2. The cgo environment for gotch v0.7.0 on libtorch 1.13.1 (see
 #      shared/design/toolchain.md): a force-included compatibility header and empty
 #      stub libraries for the CUDA names gotch links unconditionally. They are
@@ -28,7 +29,7 @@ sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- 1. Debian packages ------------------------------------------------------
 apt_pkgs=(libtorch-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
-  python3-numpy python3-pil ca-certificates)
+  python3-numpy python3-pil python3-sklearn ca-certificates)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
