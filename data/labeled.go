@@ -21,6 +21,14 @@ type LabeledSource interface {
 	Name(i int) string
 	// LoadExample decodes image i with its target. Errors name the file.
 	LoadExample(i int) (Example, error)
+	// Targets says what the examples carry.
+	Targets() Targets
+}
+
+// Targets describes what the examples of a LabeledSource carry.
+type Targets struct {
+	Task    string   // TaskMultiLabel, TaskMultiClass or TaskSegmentation
+	Classes []string // label names (multi-label) or class names (multi-class); nil for segmentation
 }
 
 // LabeledList is a LabeledSource over LabeledEntry rows whose paths are
@@ -83,6 +91,26 @@ func (s *LabeledList) LoadExample(i int) (Example, error) {
 	return ex, nil
 }
 
+// Targets implements LabeledSource. Without class names, labels or classes
+// are named by number: as many as the first entry's labels (multi-label) or
+// the largest class index plus one (multi-class).
+func (s *LabeledList) Targets() Targets {
+	t := Targets{Task: s.Task, Classes: s.Classes}
+	if t.Classes != nil || s.Task == TaskSegmentation || len(s.Entries) == 0 {
+		return t
+	}
+	n := len(s.Entries[0].Labels)
+	if s.Task == TaskMultiClass {
+		for _, e := range s.Entries {
+			n = max(n, e.Class+1)
+		}
+	}
+	for i := range n {
+		t.Classes = append(t.Classes, fmt.Sprint(i))
+	}
+	return t
+}
+
 // Subset returns the list restricted to the entries at idx, in that order.
 func (s *LabeledList) Subset(idx []int) *LabeledList {
 	out := &LabeledList{Root: s.Root, Task: s.Task, Classes: s.Classes, Entries: make([]LabeledEntry, len(idx))}
@@ -91,3 +119,23 @@ func (s *LabeledList) Subset(idx []int) *LabeledList {
 	}
 	return out
 }
+
+// subset is a LabeledSource restricted to some of another's indices.
+type subset struct {
+	src LabeledSource
+	idx []int
+}
+
+// Subset returns src restricted to the indices idx, in that order (the
+// label-fraction subset of LabelSubset, for instance).
+func Subset(src LabeledSource, idx []int) LabeledSource {
+	if l, ok := src.(*LabeledList); ok {
+		return l.Subset(idx)
+	}
+	return &subset{src: src, idx: idx}
+}
+
+func (s *subset) Len() int                           { return len(s.idx) }
+func (s *subset) Name(i int) string                  { return s.src.Name(s.idx[i]) }
+func (s *subset) LoadExample(i int) (Example, error) { return s.src.LoadExample(s.idx[i]) }
+func (s *subset) Targets() Targets                   { return s.src.Targets() }

@@ -431,6 +431,9 @@ func (c LabeledConfig) Validate(path string) []error {
 	if c.Classes < 0 {
 		bad("classes", "must be >= 0, got %d", c.Classes)
 	}
+	if c.Source == SourceList && c.Task != TaskSegmentation && len(c.ClassNames) > 0 && len(c.ClassNames) != c.Classes {
+		bad("class_names", "has %d names for %d classes", len(c.ClassNames), c.Classes)
+	}
 	if !(c.LabelPercent > 0 && c.LabelPercent <= 100) {
 		bad("label_percent", "must be in (0, 100], got %v", c.LabelPercent)
 	}

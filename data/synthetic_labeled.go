@@ -47,16 +47,17 @@ func (s *LabeledSynthetic) Name(i int) string {
 	return fmt.Sprintf("synthetic-labeled/%d/%06d.png", s.Seed, s.Offset+i)
 }
 
-// Classes returns the names of the labels (multi-label) or classes
-// (multi-class, "none" first); nil for segmentation.
-func (s *LabeledSynthetic) Classes() []string {
+// Targets implements LabeledSource: the findings are the labels
+// (multi-label), or the classes after "none" (multi-class).
+func (s *LabeledSynthetic) Targets() Targets {
+	t := Targets{Task: s.Task}
 	switch s.Task {
 	case TaskMultiLabel:
-		return slices.Clone(s.Findings)
+		t.Classes = slices.Clone(s.Findings)
 	case TaskMultiClass:
-		return append([]string{"none"}, s.Findings...)
+		t.Classes = append([]string{"none"}, s.Findings...)
 	}
-	return nil
+	return t
 }
 
 // Present draws which findings image i shows (a flag per entry of Findings).

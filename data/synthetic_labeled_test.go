@@ -119,7 +119,7 @@ func TestLabeledSyntheticMultiClass(t *testing.T) {
 	if counts[0] == 0 || counts[0] == 30 {
 		t.Fatalf("class counts %v over 30 images", counts)
 	}
-	if got := s.Classes(); len(got) != 5 || got[0] != "none" {
+	if got := s.Targets().Classes; len(got) != 5 || got[0] != "none" {
 		t.Fatalf("classes %v", got)
 	}
 }
