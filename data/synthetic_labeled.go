@@ -183,8 +183,8 @@ func noduleTerm(r *rand.Rand) func(u, v, body, lr, ll float64) float64 {
 func opacityTerm(r *rand.Rand) func(u, v, body, lr, ll float64) float64 {
 	u0, v0 := lungPoint(r)
 	left := u0 > 0.5
-	ru, rv := uniform(r, 0.08, 0.12), uniform(r, 0.1, 0.15)
-	amp := uniform(r, 0.2, 0.28)
+	ru, rv := uniform(r, 0.09, 0.13), uniform(r, 0.11, 0.16)
+	amp := uniform(r, 0.26, 0.34)
 	noise := newValueNoise(r, 6)
 	return func(u, v, body, lr, ll float64) float64 {
 		lung := lr
