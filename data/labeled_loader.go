@@ -355,5 +355,12 @@ func openSplit(cfg LabeledConfig, sp SplitConfig) (*LabeledList, error) {
 		}
 		l.Classes = slices.Clone(cfg.ClassNames)
 	}
+	if l.Classes == nil && cfg.Source == SourceList && cfg.Task != TaskSegmentation {
+		// Number the configured classes, so that every split names the same
+		// ones even when a split lacks the highest class.
+		for i := range cfg.Classes {
+			l.Classes = append(l.Classes, fmt.Sprint(i))
+		}
+	}
 	return l, nil
 }

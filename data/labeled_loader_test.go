@@ -331,3 +331,21 @@ func TestNewLabeledLoaderErrors(t *testing.T) {
 		t.Errorf("task mismatch: %v", err)
 	}
 }
+
+func TestOpenLabeledNumbersListClasses(t *testing.T) {
+	root := t.TempDir()
+	list := filepath.Join(root, "val.txt")
+	if err := os.WriteFile(list, []byte("a.png 0\nb.png 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := smallLabeled(TaskMultiClass, 1)
+	c.Source, c.Root, c.Classes, c.Train = SourceList, root, 4, SplitConfig{List: list}
+	tr, _, _, err := OpenLabeled(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only classes 0 and 1 occur, but the configuration says 4.
+	if got := tr.Targets().Classes; !slices.Equal(got, []string{"0", "1", "2", "3"}) {
+		t.Fatalf("classes %v, want the 4 configured ones", got)
+	}
+}
