@@ -4,6 +4,17 @@
 // official code (docs/dira-spec.md, sections 3.1, 3.2 and 5.1), a
 // parallel prefetching Loader, and a PNG preview of what the network sees.
 //
+// For downstream fine-tuning it also owns what the official benchmark code
+// (BenchmarkTransferLearning Version1, dataloader.py) reads: labelled lists
+// (ChestX-ray14's space-separated 14 labels, Shenzhen's comma-separated one),
+// class folders, images paired with one or more mask folders, the official
+// label-fraction subset (random.Random(99).shuffle, reproduced with CPython's
+// Mersenne Twister), the classification transforms (train, valid, ten-crop
+// test, equal to torchvision's), the segmentation resize and augmentation
+// (albumentations 0.4.3's pipeline, masks moved with the images), labelled
+// synthetic radiographs with findings and lung masks, and a LabeledLoader on
+// the same engine as Loader.
+//
 // It is pure Go and knows nothing of tensors' gradients or devices: a Batch
 // holds flat float32 slices ([N,3,H,W] views, [N,1,H,W] target) that the
 // training stages copy into tensors.
@@ -36,7 +47,9 @@
 //
 // # Not here
 //
-// Tensors, devices and normalisation belong to the training stages (DiRA feeds
-// [0,1] values without normalisation); YAML parsing belongs to pipeline and
-// cmd/dira, which fill Config.
+// Tensors and devices belong to the training stages; pre-training batches are
+// [0,1] values without normalisation (as DiRA feeds them), fine-tuning batches
+// are normalised as the benchmark's configuration says. Metrics belong to
+// package metrics, schedules to optim. YAML parsing belongs to pipeline and
+// cmd/dira, which fill Config and LabeledConfig.
 package data

@@ -32,7 +32,7 @@ func WritePreview(w io.Writer, cfg Config, n int, seed uint64) error {
 		return fmt.Errorf("data: preview: %w", err)
 	}
 	var rows [][]*Image
-	for _, idx := range Order(seed, 0, src.Len(), l.shuffle) {
+	for _, idx := range Order(seed, 0, src.Len(), l.opts.shuffle) {
 		if len(rows) == n {
 			break
 		}

@@ -105,6 +105,25 @@ func (l lungShape) mask(u, v float64) float64 {
 // DrawRadiograph draws synthetic image number index for seed, size×size pixels,
 // as a gray Image. See Synthetic.
 func DrawRadiograph(size int, seed, index uint64) *Image {
+	return drawRadiograph(size, seed, index, nil, nil)
+}
+
+// findingOverlay adds findings to a drawn radiograph (synthetic_labeled.go).
+// The base image's random draws are unaffected by it: an image drawn with an
+// overlay differs from the plain one only where the findings are.
+type findingOverlay struct {
+	heartX, heartY float64 // heart half-axes multiplied by these (cardiomegaly)
+	heartUp        float64 // heart centre moved up by this (image fraction)
+	heartGain      float64 // heart density multiplied by this
+	// density returns the extra density at patient coordinates (u, v), given
+	// the body mask and the two lung masks there.
+	density func(u, v, body, lungR, lungL float64) float64
+}
+
+// drawRadiograph draws image index for seed, with the findings of ov when it
+// is not nil, and writes the lung-field mask (255 where the drawn lungs cover
+// more than half a pixel's weight) into mask when it is not nil.
+func drawRadiograph(size int, seed, index uint64, ov *findingOverlay, mask *Image) *Image {
 	r := rand.New(rand.NewPCG(seed, splitmix64(index)))
 	// Patient position and build.
 	tilt := uniform(r, -0.05, 0.05)
@@ -129,6 +148,11 @@ func DrawRadiograph(size int, seed, index uint64) *Image {
 	gain, bias := uniform(r, 0.85, 1.1), uniform(r, -0.05, 0.05)
 	noiseSigma := uniform(r, 0.006, 0.018)
 	coarse, fine := newValueNoise(r, 10), newValueNoise(r, 48)
+	heartAmp := 0.17
+	if ov != nil {
+		hax, hay, hy = hax*ov.heartX, hay*ov.heartY, hy-ov.heartUp
+		heartAmp *= ov.heartGain
+	}
 
 	cosT, sinT := math.Cos(tilt), math.Sin(tilt)
 	out := NewImage(size, size, 1)
@@ -154,13 +178,14 @@ func DrawRadiograph(size int, seed, index uint64) *Image {
 			d += body * 0.16 * smoothstep(diaphragm-0.02, diaphragm+0.03, v+0.04*math.Cos(side*6))
 
 			// Lungs are air: much darker. Texture (vessels) shows inside them.
-			lung := max(lungs[0].mask(u, v), lungs[1].mask(u, v)) * body
+			lungR, lungL := lungs[0].mask(u, v), lungs[1].mask(u, v)
+			lung := max(lungR, lungL) * body
 			d -= lung * aeration * (1 - 0.25*smoothstep(0.3, 0.1, v))
 			d += lung * (0.035*coarse.at(u, v) + 0.03*fine.at(u, v))
 
 			// Heart shadow.
 			hu, hv := (u-hx)/hax, (v-hy)/hay
-			d += 0.17 * smoothstep(1.0, 0.5, hu*hu+hv*hv) * body
+			d += heartAmp * smoothstep(1.0, 0.5, hu*hu+hv*hv) * body
 			// Mediastinum between the lungs, above the heart.
 			d += 0.07 * smoothstep(0.08, 0.04, as) * smoothstep(0.1, 0.25, v) * body
 
@@ -191,6 +216,12 @@ func DrawRadiograph(size int, seed, index uint64) *Image {
 				}
 			}
 
+			if ov != nil {
+				d += ov.density(u, v, body, lungR*body, lungL*body)
+			}
+			if mask != nil && lung > 0.5 {
+				mask.Pix[y*size+x] = 255
+			}
 			val := gain*d + bias + noiseSigma*r.NormFloat64()
 			out.Pix[y*size+x] = uint8(min(max(val, 0), 1)*255 + 0.5)
 		}

@@ -2,7 +2,8 @@
 # setup.sh installs everything dira needs on a Debian 12 machine, and nothing twice.
 #
 #   1. Debian packages: libtorch-dev (training), protobuf-compiler, and the Python
-#      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx).
+#      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx,
+#      -sklearn).
 #   2. The cgo environment for gotch v0.7.0 on libtorch 1.13.1 (see
 #      docs/toolchain.md): a force-included compatibility header and empty
 #      stub libraries for the CUDA names gotch links unconditionally. They are
@@ -38,7 +39,7 @@ done
 
 # --- 1. Debian packages ------------------------------------------------------
 apt_pkgs=(libtorch-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
-  python3-numpy python3-pil ca-certificates)
+  python3-numpy python3-pil python3-sklearn ca-certificates)
 if [ "$with_browser" = 1 ]; then
   apt_pkgs+=(chromium fonts-dejavu-core)
 fi
