@@ -36,6 +36,18 @@ type Run struct {
 	Config   Config
 	Manifest Manifest
 	Log      io.Writer
+	// OnProgress, when set, is called after every stage state change and
+	// whenever a stage reports progress (Progress): `dira run` rewrites the
+	// run's report.html there.
+	OnProgress func()
+}
+
+// Progress tells the run's observer (OnProgress) that the stage made
+// progress worth showing: a training stage calls it at each epoch end.
+func (r *Run) Progress() {
+	if r.OnProgress != nil {
+		r.OnProgress()
+	}
 }
 
 // Manifest is manifest.json.
@@ -191,7 +203,9 @@ func (r *Run) setState(stage, state string, stageErr error) error {
 	if stageErr != nil {
 		rec.Error = stageErr.Error()
 	}
-	return r.saveManifest()
+	err := r.saveManifest()
+	r.Progress()
+	return err
 }
 
 func (r *Run) saveManifest() error {

@@ -76,7 +76,9 @@ type ExportReport struct {
 	Checks       []export.Check `json:"checks"`
 	Passed       bool           `json:"passed"`
 	Files        []string       `json:"files"`
-	Note         string         `json:"note,omitempty"`
+	// Keys lists each .pth file's keys, in order, after the README's rules.
+	Keys map[string][]string `json:"keys,omitempty"`
+	Note string              `json:"note,omitempty"`
 }
 
 // ExportCheckpoint reads a training checkpoint and writes the artifacts into
@@ -110,7 +112,7 @@ func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 	}
 	sum := sha256.Sum256([]byte(ck.Meta.Config))
 	rep = ExportReport{Checkpoint: ckptPath, Stage: ck.Meta.Stage, Epoch: ck.Meta.Epoch, ConfigSHA256: hex.EncodeToString(sum[:]),
-		InputSize: cfg.Data.ImageSize, Tolerance: tol}
+		InputSize: cfg.Data.ImageSize, Tolerance: tol, Keys: map[string][]string{}}
 
 	u, ps, err := model.NewUNet(cfg.Model, cfg.Run.Seed)
 	if err != nil {
@@ -143,6 +145,7 @@ func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 			if err != nil {
 				return err
 			}
+			rep.Keys["encoder.pth"] = enc.Names()
 			return export.WritePTH(w, enc)
 		}},
 	}
@@ -154,6 +157,7 @@ func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 				if err != nil {
 					return err
 				}
+				rep.Keys["unet.pth"] = un.Names()
 				return export.WritePTH(w, un)
 			}})
 	} else {

@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -16,11 +15,8 @@ import (
 	"time"
 
 	"github.com/sugarme/gotch/ts"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 
+	"dira/figure"
 	"dira/internal/atomicfile"
 	"dira/internal/torch"
 )
@@ -90,65 +86,15 @@ func (m *metrics) log(rec map[string]any) error {
 
 func (m *metrics) close() error { return m.f.Close() }
 
-// writePlots redraws <stage>/loss.png from metrics.jsonl: every logged
-// training loss term per step, and the validation loss at each epoch end.
-func writePlots(dir, stage string, epoch int) error {
-	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+// writePlots redraws <stage>/loss.png from metrics.jsonl: one small panel per
+// loss term (per-step values, epoch means and the validation value on its
+// own linear axis), and the learning rate (package figure).
+func writePlots(dir string) error {
+	b, err := figure.LossPNGFromMetrics(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
-		return err
+		return fmt.Errorf("loss.png: %w", err)
 	}
-	defer f.Close()
-	series := map[string]plotter.XYs{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) != nil {
-			continue
-		}
-		step, _ := rec["step"].(float64)
-		switch rec["kind"] {
-		case "step":
-			for _, k := range []string{"loss", "nce", "mse", "adv_g", "d_loss"} {
-				if v, ok := rec[k].(float64); ok && v > 0 {
-					series[k] = append(series[k], plotter.XY{X: step, Y: v})
-				}
-			}
-		case "epoch":
-			if v, ok := rec["val_loss"].(float64); ok && v > 0 {
-				series["val_loss"] = append(series["val_loss"], plotter.XY{X: step, Y: v})
-			}
-		}
-	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s: losses up to epoch %d", stage, epoch+1)
-	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss (log scale)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	names := make([]string, 0, len(series))
-	for k := range series {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var args []any
-	for _, k := range names {
-		args = append(args, k, series[k])
-	}
-	if len(args) > 0 {
-		if err := plotutil.AddLinePoints(p, args...); err != nil {
-			return err
-		}
-	}
-	wt, err := p.WriterTo(8*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "loss.png")
-	if err := atomicfile.Write(path, 0o644, func(w io.Writer) error { _, err := wt.WriteTo(w); return err }); err != nil {
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, "loss.png"), b, 0o644)
 }
 
 // writeSamples writes samples/epoch_NNN.png: for up to 4 validation images a

@@ -194,9 +194,10 @@ func (p *Pretrain) run(ctx context.Context, r *pipeline.Run) error {
 			return err
 		}
 		prog.epoch(epoch, point)
-		if err := writePlots(dir, p.kind, epoch); err != nil {
+		if err := writePlots(dir); err != nil {
 			return err
 		}
+		r.Progress()
 	}
 	prog.done()
 	return nil

@@ -10,6 +10,7 @@
 //	dira export --checkpoint C --out DIR    ONNX and .pth artifacts of a checkpoint
 //	dira infer --model M.onnx --input DIR   run an exported model in ONNX Runtime
 //	dira import FILE.pth --out DIR          an official DiRA checkpoint as a dira run
+//	dira report RUN_DIR                     a self-contained HTML report of a run
 //	dira version                            dira, Go, gotch, libtorch, ONNX Runtime versions
 //
 // The commands only parse flags and print; the work is in the packages.
@@ -48,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer, o stages.Options) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(configCmd(), validateCmd(), runCmd(o), modelCmd(), dataCmd(), exportCmd(), versionCmd(), inferCmd(), importCmd())
+	root.AddCommand(configCmd(), validateCmd(), runCmd(o), modelCmd(), dataCmd(), exportCmd(), versionCmd(), inferCmd(), importCmd(), reportCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

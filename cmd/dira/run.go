@@ -14,6 +14,7 @@ import (
 
 	"dira/internal/torch"
 	"dira/pipeline"
+	"dira/report"
 	"dira/stages"
 )
 
@@ -50,6 +51,13 @@ func runCmd(o stages.Options) *cobra.Command {
 			r, err := pipeline.Open(dir, cfg, versions(o.ORTLib), cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			// report.html follows the run: rewritten at each stage state
+			// change and epoch end; a failure to write it is said, not fatal.
+			r.OnProgress = func() {
+				if err := report.WriteFile(r.Dir, ""); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "dira: report.html not updated: %v\n", err)
+				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -93,6 +93,10 @@ func TestLibtorchErrorEndsTheRun(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil || m.Stages[0].State != pipeline.StateFailed {
 		t.Errorf("manifest: %v %+v, want the warmup stage failed", err, m.Stages)
 	}
+	// report.html was rewritten as the stage failed, and says so.
+	if html, err := os.ReadFile(filepath.Join(failing, "report.html")); err != nil || !strings.Contains(string(html), "failed in stage warmup") {
+		t.Errorf("report.html after the failure: %v, says failed: %v", err, strings.Contains(string(html), "failed in stage warmup"))
+	}
 	before, err1 := os.ReadFile(filepath.Join(failing, "warmup", "last.ckpt.at-fault"))
 	after, err2 := os.ReadFile(filepath.Join(failing, "warmup", "last.ckpt"))
 	if err1 != nil || err2 != nil || !bytes.Equal(before, after) {
@@ -101,6 +105,13 @@ func TestLibtorchErrorEndsTheRun(t *testing.T) {
 
 	if code, stderr := cli(t, nil, "run", cfg, "--run-dir", failing); code != 0 {
 		t.Fatalf("re-run: exit %d\n%s", code, stderr)
+	}
+	// dira report rewrites it, anywhere.
+	out := filepath.Join(base, "copy.html")
+	if code, stderr := cli(t, nil, "report", failing, "--out", out); code != 0 {
+		t.Errorf("dira report: exit %d\n%s", code, stderr)
+	} else if html, _ := os.ReadFile(out); !strings.Contains(string(html), "loss") {
+		t.Errorf("dira report wrote %d bytes without the loss figure", len(html))
 	}
 	a := stepLosses(t, filepath.Join(whole, "warmup", "metrics.jsonl"))
 	r := stepLosses(t, filepath.Join(failing, "warmup", "metrics.jsonl"))
