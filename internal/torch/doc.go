@@ -18,6 +18,10 @@
 //     leaky_relu with a slope, the SGD step and MoCo's momentum update as one
 //     call each, copy_ without autograd, the element type, glibc's allocator
 //     thresholds.
+//   - Mixed precision: Autocast, torch.autocast's region (thread-local state
+//     like grad mode, restored on the way out), and UnscaleGrads, the
+//     gradient check-and-unscale of a loss scaler (package optim owns the
+//     scaler itself).
 //
 // It also carries compat/libtorch113_compat.h, the header that lets gotch's
 // generated wrapper compile against Debian's libtorch 1.13.1 (installed by

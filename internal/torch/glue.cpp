@@ -116,3 +116,71 @@ int dira_copy_(void *dst, void *src, char **err) {
 }
 
 }  // extern "C"
+
+// Autocast: libtorch's automatic mixed precision, the C++ side of
+// torch.autocast. Its settings are thread-local (like grad mode), so callers
+// stay on one pinned thread. device 0 is the CPU, 1 CUDA.
+#include <ATen/autocast_mode.h>
+
+extern "C" {
+
+int dira_autocast_enabled(int device) {
+  return (device == 0 ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled()) ? 1 : 0;
+}
+
+void dira_autocast_set_enabled(int device, int on) {
+  if (device == 0) {
+    at::autocast::set_cpu_enabled(on != 0);
+  } else {
+    at::autocast::set_enabled(on != 0);
+  }
+}
+
+int dira_autocast_dtype(int device) {
+  return static_cast<int>(device == 0 ? at::autocast::get_autocast_cpu_dtype()
+                                      : at::autocast::get_autocast_gpu_dtype());
+}
+
+void dira_autocast_set_dtype(int device, int dtype) {
+  auto t = static_cast<at::ScalarType>(dtype);
+  if (device == 0) {
+    at::autocast::set_autocast_cpu_dtype(t);
+  } else {
+    at::autocast::set_autocast_gpu_dtype(t);
+  }
+}
+
+int dira_autocast_cache_enabled(void) { return at::autocast::is_autocast_cache_enabled() ? 1 : 0; }
+
+void dira_autocast_set_cache_enabled(int on) { at::autocast::set_autocast_cache_enabled(on != 0); }
+
+int dira_autocast_increment_nesting(void) { return at::autocast::increment_nesting(); }
+
+int dira_autocast_decrement_nesting(void) { return at::autocast::decrement_nesting(); }
+
+void dira_autocast_clear_cache(void) { at::autocast::clear_cache(); }
+
+int dira_has_cuda(void) { return at::hasCUDA() ? 1 : 0; }
+
+// dira_unscale_grads is GradScaler.unscale_ over n parameters (PyTorch
+// 1.13's _amp_foreach_non_finite_check_and_unscale_, one tensor at a time):
+// each defined gradient is multiplied in place by inv_scale, and *found_inf
+// is set to 1 if any gradient held an Inf or a NaN before the multiply.
+int dira_unscale_grads(void **params, int n, double inv_scale, int *found_inf, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    *found_inf = 0;
+    for (int i = 0; i < n; i++) {
+      torch::Tensor g = static_cast<torch::Tensor *>(params[i])->grad();
+      if (!g.defined()) continue;
+      if (!*found_inf && !torch::isfinite(g).all().item<bool>()) *found_inf = 1;
+      g.mul_(inv_scale);
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+}  // extern "C"

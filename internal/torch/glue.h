@@ -15,6 +15,17 @@ int dira_sgd_step(void **params, void **bufs, int n, double lr, double momentum,
 int dira_scalar_type(void *t);
 int dira_copy_(void *dst, void *src, char **err);
 int dira_momentum_update(void **q, void **k, int n, double m, char **err);
+int dira_autocast_enabled(int device);
+void dira_autocast_set_enabled(int device, int on);
+int dira_autocast_dtype(int device);
+void dira_autocast_set_dtype(int device, int dtype);
+int dira_autocast_cache_enabled(void);
+void dira_autocast_set_cache_enabled(int on);
+int dira_autocast_increment_nesting(void);
+int dira_autocast_decrement_nesting(void);
+void dira_autocast_clear_cache(void);
+int dira_has_cuda(void);
+int dira_unscale_grads(void **params, int n, double inv_scale, int *found_inf, char **err);
 #ifdef __cplusplus
 }
 #endif
