@@ -18,6 +18,8 @@
 //     its recursive (chainable) form, per epoch.
 //   - AnnealCosine and SegmentationLR: the closed-form cosine schedule of
 //     utils.cosine_anneal_schedule that segmentation_engine actually uses.
+//   - GradScaler: torch.cuda.amp.GradScaler's dynamic loss scaling for
+//     float16 training (skip steps with Inf/NaN gradients, back off, grow).
 //
 // The schedules are plain float64 arithmetic on the learning rate. It does not
 // know which parameters belong to which network, nor checkpoints.
