@@ -23,7 +23,15 @@ type RunConfig struct {
 	Seed      uint64 `yaml:"seed" mapstructure:"seed" doc:"seed of every random draw (weights, queue, data order, augmentations)"`
 	Threads   int    `yaml:"threads" mapstructure:"threads" doc:"libtorch intra-op threads"`
 	Device    string `yaml:"device" mapstructure:"device" doc:"training device: cpu (libtorch here is CPU-only)"`
+	Precision string `yaml:"precision" mapstructure:"precision" doc:"training arithmetic: fp32 (faithful), bf16 (autocast to bfloat16 for convolutions and matrix products; weights, optimiser state, queue and BN statistics stay fp32) or fp16 (CUDA builds only, with dynamic loss scaling)"`
 }
+
+// The values of run.precision.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionBF16 = "bf16"
+	PrecisionFP16 = "fp16"
+)
 
 // MoCoConfig holds the MoCo-v2 settings (spec 2.2).
 type MoCoConfig struct {
@@ -61,7 +69,7 @@ type DiscOptimizerConfig struct {
 // with no stages: a config file lists the stages it wants.
 func Default() Config {
 	return Config{
-		Run:    RunConfig{Name: "dira", OutputDir: "runs", Seed: 0, Threads: 2, Device: "cpu"},
+		Run:    RunConfig{Name: "dira", OutputDir: "runs", Seed: 0, Threads: 2, Device: "cpu", Precision: PrecisionFP32},
 		Data:   data.DefaultConfig(),
 		Model:  model.DefaultConfig(),
 		MoCo:   MoCoConfig{QueueSize: 65536, Momentum: 0.999, Temperature: 0.2, GhostBNGroups: 4},

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"dira/internal/torch"
 )
 
 // Validate returns every problem of c joined into one error (nil when there is
@@ -31,6 +33,17 @@ func (c Config) Problems() []error {
 	}
 	if c.Run.Device != "cpu" {
 		bad("run.device", "must be cpu (training uses Debian's CPU libtorch; inference picks CUDA itself), got %q", c.Run.Device)
+	}
+	switch c.Run.Precision {
+	case PrecisionFP32, PrecisionBF16:
+	case PrecisionFP16:
+		// float16 autocast and loss scaling are for CUDA tensors: libtorch's
+		// CPU autocast has no float16, and a CPU has no fast float16 kernels.
+		if !torch.HasCUDA() {
+			bad("run.precision", "fp16 needs a CUDA build of libtorch; this libtorch (%s) is CPU-only: use bf16 (CPU autocast to bfloat16) or fp32", torch.Version())
+		}
+	default:
+		bad("run.precision", "must be fp32, bf16 or fp16, got %q", c.Run.Precision)
 	}
 
 	errs = append(errs, c.Data.Validate("data")...)

@@ -58,6 +58,40 @@ func TestValidConfigs(t *testing.T) {
 	}
 }
 
+// TestPrecision: run.precision defaults to fp32; bf16 is accepted from the
+// file, --set and the environment.
+func TestPrecision(t *testing.T) {
+	cfg, err := Load(writeConfig(t, goodConfig), nil)
+	if err != nil || cfg.Run.Precision != PrecisionFP32 {
+		t.Fatalf("default precision %q (%v), want fp32", cfg.Run.Precision, err)
+	}
+	for _, src := range []struct {
+		name, yaml string
+		sets       []string
+		env        string
+	}{
+		{"file", strings.Replace(goodConfig, "threads: 1", "threads: 1, precision: bf16", 1), nil, ""},
+		{"set", goodConfig, []string{"run.precision=bf16"}, ""},
+		{"env", goodConfig, nil, "bf16"},
+	} {
+		t.Run(src.name, func(t *testing.T) {
+			if src.env != "" {
+				t.Setenv("DIRA_RUN_PRECISION", src.env)
+			}
+			cfg, err := Load(writeConfig(t, src.yaml), src.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Run.Precision != PrecisionBF16 {
+				t.Fatalf("precision %q, want bf16", cfg.Run.Precision)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestConfigProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -83,6 +117,10 @@ func TestConfigProblems(t *testing.T) {
 			want: []string{`model.arch: must be one of`, `"resnet51"`}},
 		{name: "zero_threads", yaml: goodConfig, sets: []string{"run.threads=0"},
 			want: []string{"run.threads: must be >= 1, got 0"}},
+		{name: "fp16_on_cpu_build", yaml: goodConfig, sets: []string{"run.precision=fp16"},
+			want: []string{"run.precision: fp16 needs a CUDA build of libtorch; this libtorch (1.13", "is CPU-only: use bf16"}},
+		{name: "unknown_precision", yaml: goodConfig, sets: []string{"run.precision=fp8"},
+			want: []string{`run.precision: must be fp32, bf16 or fp16, got "fp8"`}},
 		{name: "unknown_stage", yaml: goodConfig, sets: []string{"stages[0].name=pretrain"}, load: true,
 			want: []string{`stages[0].name: must be one of`}},
 		{name: "training_key_on_export", yaml: goodConfig + "  - name: export\n    from: adversarial\n    optimizer: {lr: 5}\n    epochs: 99\n", load: true,
