@@ -24,7 +24,8 @@ import (
 func (p *Pretrain) objective(st *state) *Objective {
 	c := p.cfg
 	return &Objective{MoCo: st.moco, Disc: st.disc, SGD: st.sgd, Adam: st.adam, Losses: c.Losses,
-		Momentum: c.MoCo.Momentum, Temperature: c.MoCo.Temperature, Groups: c.MoCo.GhostBNGroups}
+		Momentum: c.MoCo.Momentum, Temperature: c.MoCo.Temperature, Groups: c.MoCo.GhostBNGroups,
+		Precision: c.Run.Precision, Scaler: st.scaler}
 }
 
 // loaders opens the training and validation data of the config, with

@@ -37,6 +37,56 @@ type Objective struct {
 	Momentum    float64 // key encoder momentum m
 	Temperature float64 // InfoNCE temperature T
 	Groups      int     // ghost batch-norm groups
+	// Precision is run.precision: fp32 ("" too) computes everything in
+	// float32; bf16 runs the forward passes and losses under CPU autocast to
+	// bfloat16, fp16 under CUDA autocast to float16 with Scaler (see
+	// autocast).
+	Precision string
+	Scaler    *optim.GradScaler // dynamic loss scaling; fp16 only (nil otherwise)
+}
+
+// autocast runs fn, the forward passes and losses of one step, in the
+// objective's precision, where PyTorch's AMP recipe puts its autocast region:
+//
+//	with torch.autocast(...): output = model(im_q, im_k); loss = criterion(...)
+//	optimizer.zero_grad(); loss.backward(); optimizer.step()
+//
+// Convolutions, linear layers and the queue product then run in bf16 while
+// autocast's fp32 ops (cross-entropy, MSE) cast their inputs back to fp32, so
+// every loss term is an fp32 scalar; the keys come out of F.normalize's fp32
+// sum as fp32 (model.MoCo.Forward), so the queue is fed fp32. Weights, their
+// gradients, optimiser state, the queue and the BN running statistics are
+// fp32 tensors that autocast never rewrites. Each region is left before the
+// backward pass, which clears autocast's cache of bf16 weight copies: the
+// next region (the discriminator's, the next step's) casts the updated
+// weights afresh. fp32 calls fn directly: not a single op changes.
+func (o *Objective) autocast(fn func()) {
+	switch o.Precision {
+	case pipeline.PrecisionBF16:
+		torch.Autocast(torch.CPU, torch.BFloat16, fn)
+	case pipeline.PrecisionFP16:
+		torch.Autocast(torch.CUDA, torch.Float16, fn)
+	case pipeline.PrecisionFP32, "":
+		fn()
+	default:
+		torch.Fail("unknown precision %q", o.Precision)
+	}
+}
+
+// update is backward + optimiser step for one loss: directly, or through the
+// loss scaler under fp16 (a step whose gradients overflowed is skipped).
+func (o *Objective) update(loss *ts.Tensor, params []*ts.Tensor, step func() error) {
+	if o.Scaler == nil {
+		torch.Backward(loss)
+		torch.Check(step())
+		return
+	}
+	scaled, err := o.Scaler.ScaleLoss(loss)
+	torch.Check(err)
+	defer torch.Drop(scaled)
+	torch.Backward(scaled)
+	_, err = o.Scaler.Step(params, step)
+	torch.Check(err)
 }
 
 // lossTerms is what one forward computes; every value is a scalar tensor.
@@ -105,13 +155,16 @@ func lsgan(d *ts.Tensor, label float64) *ts.Tensor {
 // returned as an error.
 func (o *Objective) Step(q, k, target *ts.Tensor, perm []int64) (vals map[string]float64, bad string, err error) {
 	defer torch.Catch("", &err)
-	out, err := o.MoCo.Forward(q, k, model.Mode{Train: true, Groups: o.Groups}, o.Momentum, o.Temperature, perm)
-	if err != nil {
-		return nil, "", err
-	}
-	defer out.Drop()
-	l := o.losses(out, target)
-	defer l.drop()
+	var out model.StepOutput
+	var l lossTerms
+	defer func() { out.Drop() }()
+	defer func() { l.drop() }()
+	o.autocast(func() {
+		var ferr error
+		out, ferr = o.MoCo.Forward(q, k, model.Mode{Train: true, Groups: o.Groups}, o.Momentum, o.Temperature, perm)
+		torch.Check(ferr)
+		l = o.losses(out, target)
+	})
 	vals = map[string]float64{}
 	for _, term := range []struct {
 		name string
@@ -128,14 +181,16 @@ func (o *Objective) Step(q, k, target *ts.Tensor, perm []int64) (vals map[string
 	}
 
 	torch.Check(optim.ZeroGrad(o.SGD.Params))
-	torch.Backward(l.total)
-	torch.Check(o.SGD.Step())
+	o.update(l.total, o.SGD.Params, o.SGD.Step)
 	if o.Disc != nil {
 		v, bad := o.discriminatorStep(out.Rec, target)
 		vals["d_loss"] = v
 		if bad {
 			return vals, "d_loss", nil
 		}
+	}
+	if o.Scaler != nil {
+		o.Scaler.Update()
 	}
 	torch.Check(o.MoCo.Enqueue(out.Keys))
 	return vals, "", nil
@@ -146,23 +201,26 @@ func (o *Objective) Step(q, k, target *ts.Tensor, perm []int64) (vals map[string
 // non-finite loss (no update is made then).
 func (o *Objective) discriminatorStep(rec, target *ts.Tensor) (v float64, bad bool) {
 	torch.Check(optim.ZeroGrad(o.Adam.Params))
-	fake := torch.Must(rec.Detach(false))
-	dReal, err := o.Disc.Forward(target)
-	torch.Check(err)
-	dFake, err := o.Disc.Forward(fake)
-	torch.Check(err)
-	lr, lf := lsgan(dReal, 1), lsgan(dFake, 0)
-	ld := torch.Must(lr.Add(lf, false))
-	defer torch.Drop(fake, dReal, dFake, lr, lf, ld)
-	half := torch.FloatScalar(0.5)
-	torch.Check(torch.InPlace(ld, func() error { return ld.MulScalar_(half) }))
-	torch.DropScalars(half)
+	var fake, dReal, dFake, lr, lf, ld *ts.Tensor
+	defer func() { torch.Drop(fake, dReal, dFake, lr, lf, ld) }()
+	o.autocast(func() {
+		fake = torch.Must(rec.Detach(false))
+		var err error
+		dReal, err = o.Disc.Forward(target)
+		torch.Check(err)
+		dFake, err = o.Disc.Forward(fake)
+		torch.Check(err)
+		lr, lf = lsgan(dReal, 1), lsgan(dFake, 0)
+		ld = torch.Must(lr.Add(lf, false))
+		half := torch.FloatScalar(0.5)
+		torch.Check(torch.InPlace(ld, func() error { return ld.MulScalar_(half) }))
+		torch.DropScalars(half)
+	})
 	v = torch.Item(ld)
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return v, true
 	}
-	torch.Backward(ld)
-	torch.Check(o.Adam.Step())
+	o.update(ld, o.Adam.Params, o.Adam.Step)
 	return v, false
 }
 
@@ -178,12 +236,16 @@ func (o *Objective) Eval(q, k, target *ts.Tensor, movesKeys bool) (loss float64,
 	}
 	defer torch.Catch("", &err)
 	torch.NoGrad(func() {
-		out, ferr := o.MoCo.Forward(q, k, model.Eval, momentum, o.Temperature, nil)
-		torch.Check(ferr)
-		defer torch.Drop(out.Logits, out.Keys)
-		l := o.losses(out, target)
-		loss = torch.Item(l.total)
-		l.drop()
+		var out model.StepOutput
+		defer func() { torch.Drop(out.Logits, out.Keys) }()
+		o.autocast(func() {
+			var ferr error
+			out, ferr = o.MoCo.Forward(q, k, model.Eval, momentum, o.Temperature, nil)
+			torch.Check(ferr)
+			l := o.losses(out, target)
+			defer l.drop()
+			loss = torch.Item(l.total)
+		})
 		if movesKeys {
 			torch.Check(o.MoCo.Enqueue(out.Keys))
 		}

@@ -29,7 +29,7 @@ import (
 func tinyConfig(t *testing.T, outDir string) pipeline.Config {
 	t.Helper()
 	cfg := pipeline.Default()
-	cfg.Run = pipeline.RunConfig{Name: "t", OutputDir: outDir, Seed: 3, Threads: 2, Device: "cpu"}
+	cfg.Run = pipeline.RunConfig{Name: "t", OutputDir: outDir, Seed: 3, Threads: 2, Device: "cpu", Precision: pipeline.PrecisionFP32}
 	cfg.Data.Synthetic = data.SyntheticConfig{TrainCount: 24, ValCount: 8, Size: 96, Seed: 2}
 	cfg.Data.ImageSize = 64
 	cfg.Data.Workers = 2

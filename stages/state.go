@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
@@ -22,8 +23,17 @@ type state struct {
 	discPs *model.Params        // nil outside the adversarial stage
 	disc   *model.Discriminator // nil outside the adversarial stage
 	sgd    *optim.SGD
-	adam   *optim.Adam // nil outside the adversarial stage
+	adam   *optim.Adam       // nil outside the adversarial stage
+	scaler *optim.GradScaler // run.precision fp16 only
 	meta   checkpoint.Meta
+}
+
+// stateExtra is what a pre-training checkpoint keeps in its meta's extra
+// field: the loss scaler of an fp16 run (absent otherwise). Tensors are fp32
+// at every precision, so a checkpoint resumes under any of them; an fp16
+// resume without a saved scaler starts a fresh one.
+type stateExtra struct {
+	GradScaler *optim.GradScaler `json:"grad_scaler,omitempty"`
 }
 
 // newState builds the networks and optimisers of a stage kind from the config
@@ -40,6 +50,9 @@ func newState(c pipeline.Config, kind string, tr *pipeline.Training, adv *pipeli
 		s.disc = model.NewDiscriminator(s.discPs, c.Model.Discriminator, c.Run.Seed)
 		o := adv.DiscOptimizer
 		s.adam = &optim.Adam{Params: s.discPs.Trainable(), LR: o.LR, Beta1: o.Beta1, Beta2: o.Beta2, Eps: 1e-8}
+	}
+	if c.Run.Precision == pipeline.PrecisionFP16 {
+		s.scaler = optim.NewGradScaler()
 	}
 	cfgYAML, err := c.YAML()
 	if err != nil {
@@ -95,6 +108,14 @@ func (s *state) save(path string) (string, error) {
 		}
 	}
 	meta := s.meta
+	meta.Extra = nil
+	if s.scaler != nil {
+		b, err := json.Marshal(stateExtra{GradScaler: s.scaler})
+		if err != nil {
+			return "", fmt.Errorf("checkpoint %s: grad scaler: %w", path, err)
+		}
+		meta.Extra = b
+	}
 	if s.adam != nil && s.adam.M != nil {
 		meta.AdamSteps = s.adam.Steps
 		for i, p := range s.discPs.List() {
@@ -144,6 +165,15 @@ func (s *state) resume(path string) error {
 			}
 			s.adam.M = append(s.adam.M, m)
 			s.adam.V = append(s.adam.V, v)
+		}
+	}
+	if s.scaler != nil && len(ck.Meta.Extra) > 0 {
+		var ex stateExtra
+		if err := json.Unmarshal(ck.Meta.Extra, &ex); err != nil {
+			return fmt.Errorf("checkpoint %s: meta extra: %w", path, err)
+		}
+		if ex.GradScaler != nil {
+			*s.scaler = *ex.GradScaler
 		}
 	}
 	cfg := s.meta.Config
