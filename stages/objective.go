@@ -43,6 +43,8 @@ type Objective struct {
 	// autocast).
 	Precision string
 	Scaler    *optim.GradScaler // dynamic loss scaling; fp16 only (nil otherwise)
+
+	channelsLast bool // the networks' weights have been made channels-last
 }
 
 // autocast runs fn, the forward passes and losses of one step, in the
@@ -60,9 +62,23 @@ type Objective struct {
 // backward pass, which clears autocast's cache of bf16 weight copies: the
 // next region (the discriminator's, the next step's) casts the updated
 // weights afresh. fp32 calls fn directly: not a single op changes.
+//
+// Under bf16 the first region also gives the networks' 4-D weights the
+// channels-last (NHWC) layout, as PyTorch's CPU performance recipe does with
+// model.to(memory_format=torch.channels_last): oneDNN then runs the bf16
+// convolutions on NHWC activations directly instead of reordering each
+// activation to its blocked layout and back around every convolution, which
+// took about 45% of the oneDNN time of a bf16 ResNet-50 DiRA step
+// (docs/benchmarks.md). Values do not change; later loads into the weights
+// (resume) keep the layout. fp32 keeps PyTorch's default layout, so its
+// results stay bit-identical to the reference.
 func (o *Objective) autocast(fn func()) {
 	switch o.Precision {
 	case pipeline.PrecisionBF16:
+		if !o.channelsLast {
+			torch.Check(torch.ChannelsLast(o.weights()))
+			o.channelsLast = true
+		}
 		torch.Autocast(torch.CPU, torch.BFloat16, fn)
 	case pipeline.PrecisionFP16:
 		torch.Autocast(torch.CUDA, torch.Float16, fn)
@@ -71,6 +87,20 @@ func (o *Objective) autocast(fn func()) {
 	default:
 		torch.Fail("unknown precision %q", o.Precision)
 	}
+}
+
+// weights lists the tensors of the MoCo networks and the discriminator.
+func (o *Objective) weights() []*ts.Tensor {
+	var out []*ts.Tensor
+	for _, p := range o.MoCo.Params.List() {
+		out = append(out, p.T)
+	}
+	if o.Disc != nil {
+		for _, c := range o.Disc.Convs {
+			out = append(out, c.Weight)
+		}
+	}
+	return out
 }
 
 // update is backward + optimiser step for one loss: directly, or through the

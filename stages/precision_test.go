@@ -74,7 +74,8 @@ func assertFP32After(t *testing.T, what string) {
 // bf16Tolerance (relative) of fp32's, and differ from them (autocast acted).
 // Around two bf16 steps and a validation pass it checks that no autocast
 // state is left behind, that the MoCo forward hands the queue fp32 keys, and
-// that weights, optimiser state, the queue and the BN statistics stay fp32.
+// that weights, optimiser state, the queue and the BN statistics stay fp32
+// (bf16 gives the conv weights the channels-last layout).
 func TestBF16StepMatchesFP32(t *testing.T) {
 	torchtest.Pin(t)
 	cfg := tinyConfig(t, t.TempDir())
@@ -120,6 +121,11 @@ func TestBF16StepMatchesFP32(t *testing.T) {
 			if typ := torch.TypeOf(pr.T); typ != torch.Float32 && !(typ == torch.Int64 && pr.Buffer) {
 				t.Errorf("%s: %s is %v after training", prec, pr.Name, typ)
 			}
+		}
+		// bf16 runs channels-last (NHWC) weights; fp32 keeps PyTorch's layout.
+		w := st.moco.Params.Get("encoder_q.backbone.encoder.layer1.0.conv2.weight").T
+		if got, want := torch.IsChannelsLast(w), prec == pipeline.PrecisionBF16; got != want {
+			t.Errorf("%s: conv weight channels-last %v, want %v", prec, got, want)
 		}
 		for _, bufs := range [][]*ts.Tensor{st.sgd.Bufs, st.adam.M, st.adam.V} {
 			for _, x := range bufs {

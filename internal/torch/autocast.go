@@ -117,3 +117,32 @@ func UnscaleGrads(params []*ts.Tensor, invScale float32) (foundInf bool, err err
 	}
 	return found != 0, nil
 }
+
+// ChannelsLast gives every 4-D tensor of ts the channels-last (NHWC) memory
+// layout in place, as module.to(memory_format=torch.channels_last) does to a
+// PyTorch model's parameters: handles, shapes, values and autograd identity
+// stay; other tensors are skipped. Convolutions whose input or weight is
+// channels-last run in oneDNN on NHWC data directly and return channels-last
+// outputs, which the following batch norm, activation and convolution keep,
+// instead of reordering every activation between NCHW and oneDNN's blocked
+// layout around each convolution. Values are the same; the order of
+// floating-point sums inside a convolution may differ.
+func ChannelsLast(ts []*ts.Tensor) error {
+	assertPinned()
+	if len(ts) == 0 {
+		return nil
+	}
+	hs := cHandles(ts)
+	defer C.free(unsafe.Pointer(hs))
+	var cerr *C.char
+	if C.dira_channels_last((*unsafe.Pointer)(unsafe.Pointer(hs)), C.int(len(ts)), &cerr) != 0 {
+		return fmt.Errorf("channels last: %w", cError(cerr))
+	}
+	return nil
+}
+
+// IsChannelsLast reports whether t is laid out channels-last (NHWC).
+func IsChannelsLast(t *ts.Tensor) bool {
+	assertPinned()
+	return C.dira_is_channels_last(t.Ctensor()) != 0
+}

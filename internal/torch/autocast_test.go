@@ -248,3 +248,51 @@ func TestUnscaleGrads(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelsLast: 4-D tensors change layout in place, keeping handle,
+// values and requires_grad; other tensors are left alone; a convolution with
+// a channels-last weight gives a channels-last output equal to the NCHW one
+// (fp32, within 1e-5: the summation order may differ).
+func TestChannelsLast(t *testing.T) {
+	t.Cleanup(Pin())
+	vals := make([]float32, 6*3*3*3)
+	for i := range vals {
+		vals[i] = float32(math.Sin(float64(i)))
+	}
+	w := SetRequiresGrad(FromFloat32(vals, []int64{6, 3, 3, 3}), true)
+	b := FromFloat32([]float32{1, 2, 3}, []int64{3})
+	xv := make([]float32, 2*3*5*5)
+	for i := range xv {
+		xv[i] = float32(math.Cos(float64(i)))
+	}
+	x := FromFloat32(xv, []int64{2, 3, 5, 5})
+	defer Drop(w, b, x)
+	conv := func() []float32 {
+		y := Must(ts.Conv2d(x, w, ts.None, []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1))
+		defer Drop(y)
+		if got := IsChannelsLast(y); got != IsChannelsLast(w) {
+			t.Errorf("conv output channels-last %v, weight %v", got, IsChannelsLast(w))
+		}
+		return Float32s(y)
+	}
+	before := conv()
+	handle := w.Ctensor()
+	if IsChannelsLast(w) {
+		t.Fatal("a fresh weight is channels-last")
+	}
+	if err := ChannelsLast([]*ts.Tensor{w, b}); err != nil {
+		t.Fatal(err)
+	}
+	if !IsChannelsLast(w) || w.Ctensor() != handle || !RequiresGrad(w) {
+		t.Fatalf("after ChannelsLast: channels-last %v, same handle %v, requires grad %v", IsChannelsLast(w), w.Ctensor() == handle, RequiresGrad(w))
+	}
+	if d := maxAbsDiff(Float32s(w), vals); d != 0 {
+		t.Fatalf("values changed by %g", d)
+	}
+	if d := maxAbsDiff(conv(), before); d > 1e-5 {
+		t.Fatalf("channels-last conv differs from NCHW by %g", d)
+	}
+	if d := maxAbsDiff(Float32s(b), []float32{1, 2, 3}); d != 0 || Size(b)[0] != 3 {
+		t.Fatalf("a 1-D tensor was changed")
+	}
+}

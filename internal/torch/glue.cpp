@@ -184,3 +184,31 @@ int dira_unscale_grads(void **params, int n, double inv_scale, int *found_inf, c
 }
 
 }  // extern "C"
+
+extern "C" {
+
+// dira_channels_last gives each 4-D tensor of ts the channels-last (NHWC)
+// memory layout in place, keeping its handle, values and autograd identity:
+// what module.to(memory_format=torch.channels_last) does to parameters
+// (param.data = param.data.contiguous(channels_last)). Other tensors are left
+// alone.
+int dira_channels_last(void **ts, int n, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    for (int i = 0; i < n; i++) {
+      torch::Tensor &t = *static_cast<torch::Tensor *>(ts[i]);
+      if (t.dim() != 4) continue;
+      t.set_data(t.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+int dira_is_channels_last(void *t) {
+  return static_cast<torch::Tensor *>(t)->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+}
+
+}  // extern "C"

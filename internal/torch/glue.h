@@ -25,6 +25,8 @@ int dira_autocast_increment_nesting(void);
 int dira_autocast_decrement_nesting(void);
 void dira_autocast_clear_cache(void);
 int dira_has_cuda(void);
+int dira_channels_last(void **ts, int n, char **err);
+int dira_is_channels_last(void *t);
 int dira_unscale_grads(void **params, int n, double inv_scale, int *found_inf, char **err);
 #ifdef __cplusplus
 }
