@@ -6,6 +6,9 @@
 //	                                 224x224, batch 8, 4 ghost-BN groups with
 //	                                 shuffle-BN, key encoder, queue 65536, LSGAN
 //	                                 discriminator step; images/s and peak RSS
+//	                                 (-precision bf16: run.precision bf16, the
+//	                                 forwards and losses under CPU autocast;
+//	                                 -flops F: also GFLOP/s for F GFLOP per image)
 //	go run ./bench/step -mode memory 100 forward+backward+SGD steps of the
 //	                                 ResNet-18 U-Net at 64x64; RSS every 10 steps
 package main
@@ -34,6 +37,8 @@ func main() {
 	steps := flag.Int("steps", 5, "timed steps (dira mode, after 1 warm-up step)")
 	threads := flag.Int("threads", 2, "libtorch threads")
 	tune := flag.Bool("tune-allocator", true, "set glibc's malloc thresholds as dira run does")
+	precision := flag.String("precision", "fp32", "run.precision of the dira step: fp32 or bf16")
+	flops := flag.Float64("flops", 0, "GFLOP per image of the dira step (bench/step.py flops counts them); 0 = do not report GFLOP/s")
 	flag.Parse()
 	defer torch.Pin()()
 	torch.SetThreads(*threads)
@@ -43,7 +48,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "dira":
-		err = diraStep(*steps)
+		err = diraStep(*steps, *precision, *flops)
 	case "memory":
 		err = memory()
 	default:
@@ -60,7 +65,7 @@ func randn(shape ...int64) *ts.Tensor {
 }
 
 // diraStep: the adversarial stage's step as stages.Pretrain runs it.
-func diraStep(steps int) (err error) {
+func diraStep(steps int, precision string, gflopPerImage float64) (err error) {
 	defer torch.Catch("dira step", &err)
 	const n, size, groups = 8, 224, 4
 	cfg := model.DefaultConfig()
@@ -75,6 +80,7 @@ func diraStep(steps int) (err error) {
 		SGD:    &optim.SGD{Params: m.Params.Trainable(), LR: 0.03, Momentum: 0.9, WeightDecay: 1e-4},
 		Adam:   &optim.Adam{Params: dps.Trainable(), LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8},
 		Losses: pipeline.Default().Losses, Momentum: 0.999, Temperature: 0.2, Groups: groups,
+		Precision: precision,
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	var times []time.Duration
@@ -99,8 +105,13 @@ func diraStep(steps int) (err error) {
 	for _, t := range times {
 		total += t
 	}
-	fmt.Printf("go dira-step resnet50 224 batch %d: %.3f img/s (mean of %d steps, %.2f s/step), peak RSS %d MB\n",
-		n, float64(n*len(times))/total.Seconds(), len(times), total.Seconds()/float64(len(times)), peakRSSMB())
+	imgPerS := float64(n*len(times)) / total.Seconds()
+	gflops := ""
+	if gflopPerImage > 0 {
+		gflops = fmt.Sprintf(", %.0f GFLOP/s", imgPerS*gflopPerImage)
+	}
+	fmt.Printf("go dira-step %s resnet50 224 batch %d: %.3f img/s (mean of %d steps, %.2f s/step), peak RSS %d MB%s\n",
+		precision, n, imgPerS, len(times), total.Seconds()/float64(len(times)), peakRSSMB(), gflops)
 	return nil
 }
 
