@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh installs everything dira needs on a Debian 12 machine, and nothing twice.
 #
-#   1. Debian packages: libtorch-dev (training), protobuf-compiler, and the Python
+#   1. Debian packages: libtorch-dev (training), libgloo-dev (Gloo headers for
+#      dist's c10d shim), protobuf-compiler, and the Python
 #      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx).
 #   2. The cgo environment for gotch v0.7.0 on libtorch 1.13.1 (see
 #      shared/design/toolchain.md): a force-included compatibility header and empty
@@ -27,7 +28,7 @@ log() { printf 'setup: %s\n' "$*"; }
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- 1. Debian packages ------------------------------------------------------
-apt_pkgs=(libtorch-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
+apt_pkgs=(libtorch-dev libgloo-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
   python3-numpy python3-pil ca-certificates)
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -1,0 +1,277 @@
+package dist
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
+)
+
+// tinyNet is a two-layer perceptron plus a convolution: parameters of five
+// shapes, enough for several gradient buckets at a small bucket size.
+type tinyNet struct{ w1, b1, w2, b2, k *ts.Tensor }
+
+func (n tinyNet) params() []*ts.Tensor { return []*ts.Tensor{n.w1, n.b1, n.w2, n.b2, n.k} }
+
+// randn returns n normal values scaled by std from a seeded generator.
+func randn(rng *rand.Rand, n int, std float64) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(rng.NormFloat64() * std)
+	}
+	return out
+}
+
+func newTinyNet(t *testing.T, seed uint64) tinyNet {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	param := func(std float64, shape ...int64) *ts.Tensor {
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		p, err := tensor(t, randn(rng, int(n), std), shape...).SetRequiresGrad(true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return tinyNet{w1: param(0.3, 16, 8), b1: param(0.1, 16), w2: param(0.3, 4, 16), b2: param(0.1, 4), k: param(0.3, 4, 3, 3, 3)}
+}
+
+// batch is one rank's input at one step.
+type batch struct{ x, img *ts.Tensor }
+
+func newBatch(t *testing.T, rank, step int) batch {
+	rng := rand.New(rand.NewPCG(uint64(100+10*rank+step), 2))
+	return batch{x: tensor(t, randn(rng, 4*8, 1), 4, 8), img: tensor(t, randn(rng, 2*3*6*6, 1), 2, 3, 6, 6)}
+}
+
+func (b batch) drop() { torch.Drop(b.x, b.img) }
+
+// backward computes mean((relu(x w1ᵀ + b1) w2ᵀ + b2)²) + mean(conv(img, k)²)/2
+// and its gradients.
+func (n tinyNet) backward(b batch) (err error) {
+	defer torch.Catch("tiny net", &err)
+	w1t := torch.Must(n.w1.T(false))
+	h := torch.Must(b.x.Matmul(w1t, false))
+	w1t.MustDrop()
+	h = torch.Must(h.Add(n.b1, true))
+	h = torch.Must(h.Relu(true))
+	w2t := torch.Must(n.w2.T(false))
+	y := torch.Must(h.Matmul(w2t, true))
+	w2t.MustDrop()
+	y = torch.Must(y.Add(n.b2, true))
+	y = torch.Must(y.Square(true))
+	mlp := torch.Must(y.Mean(y.DType(), true))
+	c := torch.Must(ts.Conv2d(b.img, n.k, ts.None, []int64{1, 1}, []int64{1, 1}, []int64{1, 1}, 1))
+	c = torch.Must(c.Square(true))
+	conv := torch.Must(c.Mean(c.DType(), true))
+	half := ts.FloatScalar(0.5)
+	conv = torch.Must(conv.MulScalar(half, true))
+	half.MustDrop()
+	loss := torch.Must(mlp.Add(conv, true))
+	conv.MustDrop()
+	defer loss.MustDrop()
+	return loss.Backward()
+}
+
+func zeroGrads(t *testing.T, params []*ts.Tensor) {
+	t.Helper()
+	for _, p := range params {
+		g, err := p.Grad(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := g.Defined(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			if err := torch.InPlace(g, g.Zero_); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g.MustDrop()
+	}
+}
+
+// grads copies every parameter's gradient.
+func grads(t *testing.T, params []*ts.Tensor) [][]float32 {
+	t.Helper()
+	var out [][]float32
+	for _, p := range params {
+		g, err := p.Grad(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, float32s(t, g))
+		g.MustDrop()
+	}
+	return out
+}
+
+// maxDiff is the largest |got - want| over all gradients.
+func maxDiff(got [][]float32, want [][]float64) float64 {
+	var worst float64
+	for i := range got {
+		for j := range got[i] {
+			worst = math.Max(worst, math.Abs(float64(got[i][j])-want[i][j]))
+		}
+	}
+	return worst
+}
+
+// TestGradSync: 2 ranks start from different weights, broadcast rank 0's,
+// and train 3 SGD steps on different data. At each step the gradients after
+// GradSync (bucketed, overlapped with backward) and after AllreduceGrads (one
+// flat all-reduce) equal the average of the gradients each rank's data gives
+// on its own, computed here without communication, within 1e-6.
+func TestGradSync(t *testing.T) {
+	w, ok := asWorker(t)
+	if !ok {
+		runRanks(t, passes, passes)
+		return
+	}
+	g := w.join(t, testTimeout)
+	defer g.Close()
+	net := newTinyNet(t, uint64(1+w.rank))
+	params := net.params()
+	defer torch.Drop(params...)
+	if err := g.Broadcast(params, 0); err != nil {
+		t.Fatal(err)
+	}
+	const bucketBytes = 256 // several buckets once re-bucketed
+	s, err := NewGradSync(g, params, bucketBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.Buckets(); n != 1 {
+		t.Errorf("%d buckets before the first step, want 1 (DDP 1.13's first step)", n)
+	}
+	const tol = 1e-6
+	var worstSync, worstFlat float64
+	for step := range 3 {
+		// The reference: each rank's gradients, computed locally, averaged.
+		want := make([][]float64, len(params))
+		for r := range g.Size() {
+			b := newBatch(t, r, step)
+			zeroGrads(t, params)
+			if err := net.backward(b); err != nil {
+				t.Fatal(err)
+			}
+			b.drop()
+			for i, gr := range grads(t, params) {
+				if want[i] == nil {
+					want[i] = make([]float64, len(gr))
+				}
+				for j, v := range gr {
+					want[i][j] += float64(v) / float64(g.Size())
+				}
+			}
+		}
+
+		b := newBatch(t, w.rank, step)
+		zeroGrads(t, params)
+		if err := s.Prepare(); err != nil {
+			t.Fatal(err)
+		}
+		if err := net.backward(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		d := maxDiff(grads(t, params), want)
+		worstSync = math.Max(worstSync, d)
+		if d > tol {
+			t.Errorf("step %d: GradSync gradients differ from the average by %.3g", step, d)
+		}
+		if step > 0 && s.Buckets() < 2 {
+			t.Errorf("step %d: %d bucket(s) at %d bytes per bucket, want several", step, s.Buckets(), bucketBytes)
+		}
+
+		zeroGrads(t, params)
+		if err := net.backward(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.AllreduceGrads(params); err != nil {
+			t.Fatal(err)
+		}
+		d = maxDiff(grads(t, params), want)
+		worstFlat = math.Max(worstFlat, d)
+		if d > tol {
+			t.Errorf("step %d: AllreduceGrads gradients differ from the average by %.3g", step, d)
+		}
+		b.drop()
+		if err := torch.SGDStep(params, make([]*ts.Tensor, len(params)), 0.1, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("max |gradient - average of the ranks' own gradients| over 3 steps: GradSync %.3g, AllreduceGrads %.3g (tolerance %g); %d buckets after re-bucketing",
+		worstSync, worstFlat, tol, s.Buckets())
+}
+
+// TestGradSyncUnusedParameter: a parameter that gets no gradient makes Wait
+// fail, naming its index and shape, on every rank.
+func TestGradSyncUnusedParameter(t *testing.T) {
+	w, ok := asWorker(t)
+	if !ok {
+		runRanks(t, passes, passes)
+		return
+	}
+	g := w.join(t, testTimeout)
+	defer g.Close()
+	net := newTinyNet(t, 1)
+	unused, err := tensor(t, []float32{1, 2, 3}).SetRequiresGrad(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := append(net.params(), unused)
+	defer torch.Drop(params...)
+	s, err := NewGradSync(g, params, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Wait(); err == nil || !strings.Contains(err.Error(), "Wait without Prepare") {
+		t.Errorf("Wait before Prepare: error %v", err)
+	}
+	if err := s.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	b := newBatch(t, w.rank, 0)
+	defer b.drop()
+	if err := net.backward(b); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Wait()
+	t.Logf("unused parameter: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "1 of 6 parameters got no gradient") || !strings.Contains(err.Error(), "5 [3]") {
+		t.Errorf("error %v, want one naming parameter 5 of shape [3]", err)
+	}
+}
+
+// TestGradSyncShapeMismatch: ranks whose parameters differ are refused when
+// the GradSync is made, on every rank.
+func TestGradSyncShapeMismatch(t *testing.T) {
+	w, ok := asWorker(t)
+	if !ok {
+		runRanks(t, passes, passes)
+		return
+	}
+	g := w.join(t, testTimeout)
+	defer g.Close()
+	p, err := tensor(t, make([]float32, 2+w.rank)).SetRequiresGrad(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.MustDrop()
+	_, err = NewGradSync(g, []*ts.Tensor{p}, 0)
+	t.Logf("mismatched parameters: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "grad sync setup") {
+		t.Errorf("error %v, want a grad sync setup error", err)
+	}
+}
