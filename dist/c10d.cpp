@@ -361,30 +361,42 @@ int dira_dist_broadcast(dira_dist_group *dg, void **ts, int n, int root, int64_t
   return guard(err, [&] {
            at::NoGradGuard no_grad;
            auto list = tensors(ts, n);
-           // Buckets of consecutive tensors of one dtype and device, each at
-           // most bucket_bytes unless a single tensor is larger (as DDP's
-           // _broadcast_coalesced groups them).
-           size_t i = 0;
-           while (i < list.size()) {
-             std::vector<at::Tensor> bucket{list[i]};
-             int64_t bytes = list[i].nbytes();
-             size_t j = i + 1;
-             for (; j < list.size(); j++) {
-               const auto &t = list[j];
-               if (t.scalar_type() != list[i].scalar_type() || t.device() != list[i].device() ||
-                   bytes + static_cast<int64_t>(t.nbytes()) > bucket_bytes) {
-                 break;
-               }
-               bytes += t.nbytes();
-               bucket.push_back(t);
+           // As DDP's _broadcast_coalesced (take_tensors): tensors grouped by
+           // dtype and device in order of first appearance, each group cut
+           // in list order into buckets of at most bucket_bytes (a larger
+           // tensor is a bucket of its own). A BatchNorm's float statistics
+           // and int64 counter thus do not split the buffers into a bucket
+           // per layer.
+           std::vector<std::vector<at::Tensor>> groups;
+           for (const auto &t : list) {
+             auto same = [&](const std::vector<at::Tensor> &grp) {
+               return grp[0].scalar_type() == t.scalar_type() && grp[0].device() == t.device();
+             };
+             auto it = std::find_if(groups.begin(), groups.end(), same);
+             if (it == groups.end()) {
+               groups.push_back({t});
+             } else {
+               it->push_back(t);
              }
-             std::vector<at::Tensor> buf{flatten(bucket)};
-             c10d::BroadcastOptions opts;
-             opts.rootRank = root;
-             opts.timeout = g.timeout;
-             await(g, g.pg->broadcast(buf, opts));
-             if (g.rank != root) unflatten(buf[0], bucket);
-             i = j;
+           }
+           for (const auto &grp : groups) {
+             size_t i = 0;
+             while (i < grp.size()) {
+               std::vector<at::Tensor> bucket{grp[i]};
+               int64_t bytes = grp[i].nbytes();
+               size_t j = i + 1;
+               for (; j < grp.size() && bytes + static_cast<int64_t>(grp[j].nbytes()) <= bucket_bytes; j++) {
+                 bytes += grp[j].nbytes();
+                 bucket.push_back(grp[j]);
+               }
+               std::vector<at::Tensor> buf{flatten(bucket)};
+               c10d::BroadcastOptions opts;
+               opts.rootRank = root;
+               opts.timeout = g.timeout;
+               await(g, g.pg->broadcast(buf, opts));
+               if (g.rank != root) unflatten(buf[0], bucket);
+               i = j;
+             }
            }
          })
              ? 0

@@ -186,8 +186,9 @@ func TestAllgather(t *testing.T) {
 }
 
 // TestBroadcast: a parameter (a leaf that requires grad), an int64
-// permutation and a float64 tensor take the root's values: in one bucket
-// from rank 0, then in 16-byte buckets (three collectives) from rank 1.
+// permutation, a float64 tensor and a second float32 tensor take the root's
+// values: grouped by dtype in one bucket each from rank 0, then in 16-byte
+// buckets (four collectives) from rank 1.
 func TestBroadcast(t *testing.T) {
 	w, ok := asWorker(t)
 	if !ok {
@@ -203,7 +204,7 @@ func TestBroadcast(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return []*ts.Tensor{p, ofSlice(t, []int64{int64(r), 4, 3, 2, 1}), ofSlice(t, []float64{float64(r) * 0.1, 2, 3})}
+		return []*ts.Tensor{p, ofSlice(t, []int64{int64(r), 4, 3, 2, 1}), ofSlice(t, []float64{float64(r) * 0.1, 2, 3}), tensor(t, []float32{-v, 0.5})}
 	}
 	for _, tc := range []struct {
 		root   int
@@ -222,6 +223,9 @@ func TestBroadcast(t *testing.T) {
 		}
 		if got, exp := float64s(t, list[2]), float64s(t, want[2]); !slices.Equal(got, exp) {
 			t.Errorf("root %d: float64 = %v, want %v", tc.root, got, exp)
+		}
+		if got, exp := float32s(t, list[3]), float32s(t, want[3]); !slices.Equal(got, exp) {
+			t.Errorf("root %d: second float32 = %v, want %v", tc.root, got, exp)
 		}
 		if rg, err := list[0].RequiresGrad(); err != nil || !rg {
 			t.Errorf("root %d: the parameter lost requires_grad (%v)", tc.root, err)

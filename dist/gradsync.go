@@ -36,6 +36,8 @@ const DefaultBucketBytes = 25 << 20
 //	loss.Backward()  // buckets are reduced during backward
 //	s.Wait()         // checks every parameter got its gradient
 //
+// or s.Backward(loss), which does the three and names a failed reduction.
+//
 // Without Prepare, a backward leaves the gradients local (DDP's no_sync), so
 // two GradSyncs over disjoint parameters (the U-Net and the discriminator) can
 // share one Group. Every parameter must receive a gradient in each prepared
@@ -127,6 +129,23 @@ func (s *GradSync) Wait() error {
 	}
 	return fmt.Errorf("dist: grad sync (rank %d of %d): %d of %d parameters got no gradient in this backward (index and shape: %s); every parameter must be used in each synchronised step",
 		s.g.rank, s.g.size, n, len(s.shapes), strings.Join(names, ", "))
+}
+
+// Backward is one synchronised backward: Prepare, loss.Backward(), Wait.
+// A reduction that fails inside backward (a lost peer, a timeout) is
+// reported as a grad sync error marked ErrPeerLost or ErrTimeout; the
+// GradSync and its Group are unusable after it.
+func (s *GradSync) Backward(loss *ts.Tensor) error {
+	if err := s.Prepare(); err != nil {
+		return err
+	}
+	if err := loss.Backward(); err != nil {
+		s.prepared = false
+		// gotch prefixes libtorch's message with "Libtorch API Error: ".
+		msg := strings.TrimPrefix(err.Error(), "Libtorch API Error: ")
+		return fmt.Errorf("dist: grad sync backward (rank %d of %d, timeout %v): %w", s.g.rank, s.g.size, s.g.timeout, classify(msg))
+	}
+	return s.Wait()
 }
 
 // Close removes the autograd hooks and frees the Reducer.

@@ -1,10 +1,14 @@
 package dist
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch/ts"
 
@@ -52,9 +56,18 @@ func newBatch(t *testing.T, rank, step int) batch {
 
 func (b batch) drop() { torch.Drop(b.x, b.img) }
 
-// backward computes mean((relu(x w1ᵀ + b1) w2ᵀ + b2)²) + mean(conv(img, k)²)/2
-// and its gradients.
-func (n tinyNet) backward(b batch) (err error) {
+// backward computes the loss and its gradients.
+func (n tinyNet) backward(b batch) error {
+	loss, err := n.loss(b)
+	if err != nil {
+		return err
+	}
+	defer loss.MustDrop()
+	return loss.Backward()
+}
+
+// loss is mean((relu(x w1ᵀ + b1) w2ᵀ + b2)²) + mean(conv(img, k)²)/2.
+func (n tinyNet) loss(b batch) (loss *ts.Tensor, err error) {
 	defer torch.Catch("tiny net", &err)
 	w1t := torch.Must(n.w1.T(false))
 	h := torch.Must(b.x.Matmul(w1t, false))
@@ -73,10 +86,9 @@ func (n tinyNet) backward(b batch) (err error) {
 	half := ts.FloatScalar(0.5)
 	conv = torch.Must(conv.MulScalar(half, true))
 	half.MustDrop()
-	loss := torch.Must(mlp.Add(conv, true))
+	loss = torch.Must(mlp.Add(conv, true))
 	conv.MustDrop()
-	defer loss.MustDrop()
-	return loss.Backward()
+	return loss, nil
 }
 
 func zeroGrads(t *testing.T, params []*ts.Tensor) {
@@ -175,14 +187,27 @@ func TestGradSync(t *testing.T) {
 
 		b := newBatch(t, w.rank, step)
 		zeroGrads(t, params)
-		if err := s.Prepare(); err != nil {
-			t.Fatal(err)
-		}
-		if err := net.backward(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Wait(); err != nil {
-			t.Fatal(err)
+		if step == 1 {
+			// The one-call form.
+			loss, err := net.loss(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Backward(loss)
+			loss.MustDrop()
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := s.Prepare(); err != nil {
+				t.Fatal(err)
+			}
+			if err := net.backward(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Wait(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		d := maxDiff(grads(t, params), want)
 		worstSync = math.Max(worstSync, d)
@@ -274,4 +299,64 @@ func TestGradSyncShapeMismatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "grad sync setup") {
 		t.Errorf("error %v, want a grad sync setup error", err)
 	}
+}
+
+// TestGradSyncKilledPeer: rank 1 dies of SIGKILL between Prepare and its
+// backward at the second step; rank 0's backward, whose buckets then cannot be
+// reduced, returns an error naming the lost peer within the timeout instead of
+// hanging or aborting, and the GradSync and the group close.
+func TestGradSyncKilledPeer(t *testing.T) {
+	w, ok := asWorker(t)
+	if !ok {
+		runRanks(t, passes, killed)
+		return
+	}
+	const timeout = time.Minute
+	g := w.join(t, timeout)
+	net := newTinyNet(t, 1)
+	params := net.params()
+	defer torch.Drop(params...)
+	s, err := NewGradSync(g, params, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 2 {
+		b := newBatch(t, w.rank, step)
+		loss, err := net.loss(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == 1 && w.rank == 1 {
+			// Both ranks re-bucket in Prepare at this step; rank 1 dies
+			// right after it.
+			if err := s.Prepare(); err != nil {
+				t.Fatal(err)
+			}
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+			t.Fatal("not killed")
+		}
+		start := time.Now()
+		err = s.Backward(loss)
+		took := time.Since(start)
+		loss.MustDrop()
+		b.drop()
+		if step == 0 {
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Logf("backward after the peer died: %v after %v", err, took)
+		if err == nil || !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), "grad sync backward") {
+			t.Errorf("error %v, want a grad sync backward error marked ErrPeerLost", err)
+		}
+		if took > timeout/2 {
+			t.Errorf("the error took %v with a timeout of %v", took, timeout)
+		}
+	}
+	start := time.Now()
+	s.Close()
+	g.Close()
+	t.Logf("close after the peer died: %v", time.Since(start))
 }

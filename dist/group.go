@@ -174,13 +174,19 @@ func (g *Group) Close() {
 	}
 }
 
-// cause turns the shim's message into an error, marking timeouts and lost
-// peers for errors.Is. Gloo prefixes its messages with its source location
-// ("[.../gloo/transport/tcp/pair.cc:598] Connection closed by peer
-// [127.0.0.1]:35627"); the location is dropped, the peer's address kept.
+// cause turns the shim's message into an error (see classify).
 func cause(cerr *C.char) error {
 	msg := C.GoString(cerr)
 	C.free(unsafe.Pointer(cerr))
+	return classify(msg)
+}
+
+// classify marks timeouts and lost peers for errors.Is. Gloo prefixes its
+// messages with its source location ("[.../gloo/transport/tcp/pair.cc:589]
+// Read error [127.0.0.1]:5024: Connection reset by peer"); the location is
+// dropped, the peer's address kept.
+func classify(msg string) error {
+	msg = strings.TrimSpace(msg)
 	if strings.HasPrefix(msg, "[") {
 		if loc, rest, ok := strings.Cut(msg, "] "); ok && strings.Contains(loc, ":") && !strings.Contains(loc, " ") {
 			msg = rest
@@ -279,10 +285,11 @@ func (g *Group) Allgather(t *ts.Tensor) (*ts.Tensor, error) {
 }
 
 // Broadcast overwrites the tensors on every rank with root's, without
-// recording autograd, in collectives over buckets of up to
-// BroadcastBucketBytes (consecutive tensors of one dtype flattened
-// together). It is DDP's initial parameter sync and, with the buffers, its
-// per-step buffer broadcast (broadcast_buffers=True).
+// recording autograd. Tensors are grouped by dtype (in order of first
+// appearance) and each group is sent in buckets of up to
+// BroadcastBucketBytes, one collective per bucket, as DDP's
+// _broadcast_coalesced does. It is DDP's initial parameter sync and, with
+// the buffers, its per-step buffer broadcast (broadcast_buffers=True).
 func (g *Group) Broadcast(list []*ts.Tensor, root int) error {
 	return g.BroadcastBuckets(list, root, BroadcastBucketBytes)
 }
