@@ -360,3 +360,67 @@ func TestGradSyncKilledPeer(t *testing.T) {
 	g.Close()
 	t.Logf("close after the peer died: %v", time.Since(start))
 }
+
+// TestWorldOfOne: a group of one process (torchrun --nproc_per_node 1) works:
+// collectives leave values as they are, and GradSync leaves the gradients of
+// the only rank.
+func TestWorldOfOne(t *testing.T) {
+	if _, ok := asWorker(t); ok {
+		t.Fatal("not a multi-process test")
+	}
+	g, err := New(Config{Addr: "127.0.0.1", Port: freePort(t), WorldSize: 1, ServeStore: true, Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	x := tensor(t, []float32{1.5, -2}, 1, 2)
+	defer x.MustDrop()
+	if err := g.Allreduce(x, Sum); err != nil {
+		t.Fatal(err)
+	}
+	all, err := g.Allgather(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.MustDrop()
+	if err := g.AllreduceMean([]*ts.Tensor{x}); err != nil {
+		t.Fatal(err)
+	}
+	for _, y := range []*ts.Tensor{x, all} {
+		if got := float32s(t, y); got[0] != 1.5 || got[1] != -2 {
+			t.Errorf("values %v after collectives in a world of one, want [1.5 -2]", got)
+		}
+	}
+	net := newTinyNet(t, 3)
+	params := net.params()
+	defer torch.Drop(params...)
+	b := newBatch(t, 0, 0)
+	defer b.drop()
+	if err := net.backward(b); err != nil {
+		t.Fatal(err)
+	}
+	local := grads(t, params)
+	s, err := NewGradSync(g, params, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	zeroGrads(t, params)
+	loss, err := net.loss(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loss.MustDrop()
+	if err := s.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	want := make([][]float64, len(local))
+	for i, gr := range local {
+		for _, v := range gr {
+			want[i] = append(want[i], float64(v))
+		}
+	}
+	if d := maxDiff(grads(t, params), want); d != 0 {
+		t.Errorf("GradSync in a world of one changed the gradients by %.3g", d)
+	}
+}
