@@ -46,7 +46,7 @@ struct Group {
 
 char *message(const char *what) { return strdup(what); }
 
-// fail runs fn, turning any exception into *err and a false result. c10::Error
+// guard runs fn, turning any exception into *err and a false result. c10::Error
 // carries a C++ backtrace in what(); the message alone is what callers want.
 template <typename F>
 bool guard(char **err, F &&fn) {
