@@ -19,5 +19,7 @@
 //     held-out images (Compare, Latency, RuntimeOps).
 //
 // It does not train, read checkpoints, or decide where files go: the export
-// stage does that, and writes files atomically around these io.Writer APIs.
+// stage does that, and writes files atomically around these io.Writer APIs
+// (WriteQuantized only writes beside the fp32 files in the folder it is
+// given).
 package export
