@@ -138,20 +138,21 @@ type Agreement struct {
 // fp16) on the same batch x in ONNX Runtime and measures their agreement.
 // kind says which output to read. ONNX Runtime must be started.
 func Compare(ref, path string, kind Kind, x infer.Tensor, opts infer.SessionOptions) (Agreement, error) {
-	a, b, err := compareOutputs(ref, path, kind, x, opts)
+	a, b, err := compareOutputs(ref, path, kind, x, opts, opts)
 	if err != nil {
 		return Agreement{}, err
 	}
 	return agreement(a, b, kind), nil
 }
 
-// compareOutputs runs both models on x and returns kind's output of each.
-func compareOutputs(ref, path string, kind Kind, x infer.Tensor, opts infer.SessionOptions) (a, b infer.Tensor, err error) {
+// compareOutputs runs both models on x (ref with refOpts) and returns kind's
+// output of each.
+func compareOutputs(ref, path string, kind Kind, x infer.Tensor, refOpts, opts infer.SessionOptions) (a, b infer.Tensor, err error) {
 	out := map[Kind]string{KindEncoder: FeaturesName, KindUNet: MaskName}[kind]
 	if out == "" {
 		return a, b, fmt.Errorf("export: compare %s: unknown model kind %q", path, kind)
 	}
-	run := func(p string) (infer.Tensor, error) {
+	run := func(p string, opts infer.SessionOptions) (infer.Tensor, error) {
 		s, err := infer.NewSession(p, opts)
 		if err != nil {
 			return infer.Tensor{}, err
@@ -167,10 +168,10 @@ func compareOutputs(ref, path string, kind Kind, x infer.Tensor, opts infer.Sess
 		}
 		return y, nil
 	}
-	if a, err = run(ref); err != nil {
+	if a, err = run(ref, refOpts); err != nil {
 		return a, b, fmt.Errorf("export: compare: %w", err)
 	}
-	if b, err = run(path); err != nil {
+	if b, err = run(path, opts); err != nil {
 		return a, b, fmt.Errorf("export: compare: %w", err)
 	}
 	if !slices.Equal(a.Shape, b.Shape) {

@@ -62,6 +62,11 @@ type SessionOptions struct {
 	// the session is created: the evidence of which kernels a model runs as
 	// (for a quantized model, QLinearConv rather than Conv).
 	OptimizedModelPath string
+	// Unoptimized runs the graph as written, with ONNX Runtime's graph
+	// optimisations (fusions, constant folding, layout changes) off: a
+	// reference for what a graph means, against which the fused kernels
+	// of the default level can be checked. Slow; not for production runs.
+	Unoptimized bool
 	// ProfilePrefix, when set, turns on ONNX Runtime's profiler: it writes
 	// <prefix>_<timestamp>.json, one event per node run, when the session
 	// is closed.
@@ -152,6 +157,11 @@ func (s *Session) open(opts SessionOptions, cuda bool) (*ort.DynamicAdvancedSess
 	if opts.InterOpThreads > 0 {
 		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
 			return nil, fmt.Errorf("inter-op threads %d: %w", opts.InterOpThreads, err)
+		}
+	}
+	if opts.Unoptimized {
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+			return nil, fmt.Errorf("graph optimisations off: %w", err)
 		}
 	}
 	if opts.OptimizedModelPath != "" {
