@@ -20,9 +20,10 @@ var float32Inputs = map[string][]int{"Resize": {1, 2}}
 // graph computes in float16 between two Casts: float32 input -> float16
 // after each graph input, float16 -> float32 before each graph output. The
 // file keeps m's input and output names and float32 types, so `dira infer`
-// runs it unchanged. On the CPU, ONNX Runtime runs ops it has no float16
-// kernel for in float32 between Casts it inserts itself; the results then
-// still carry float16's rounding of weights and activations.
+// runs it unchanged. On an x86 CPU, ONNX Runtime has no float16
+// convolution and runs the graph in float32 with the float16-rounded
+// weights (see FP16Tolerance); the speed and the float16 arithmetic are a
+// GPU's.
 //
 // A weight beyond float16's range (|w| > 65504) is an error naming it; m is
 // not changed.

@@ -15,7 +15,8 @@
 // torch.set_num_threads(threads)) running the reference U-Net
 // (model/testdata/reference.py) loaded from unet.pth. Each measurement is one
 // untimed warm-up call, then -iters1 (batch 1) or -iters16 (batch 16) timed
-// calls. Both fp32 runtimes' outputs on the same input are compared, so the
+// calls (ONNX Runtime: the fp32 block right before the int8 block). Both
+// fp32 runtimes' outputs on the same input are compared, so the
 // timings are of the same computation; int8 and fp16 are compared with fp32
 // on 16 other synthetic radiographs (features cosine, mask IoU/Dice, max
 // difference). With -profile, ONNX Runtime's profiler records one timed
@@ -197,44 +198,48 @@ func run(threads, iters1, iters16 int, dir string, q export.QuantOptions, profil
 		agreeLines = append(agreeLines, fmt.Sprintf("%s int8: ONNX Runtime's optimised graph: %s; float convolutions: %d", name, opsString(ops), floatConvs))
 	}
 
+	// Per model and batch size, the fp32 block of calls runs right before
+	// the int8 block: close in time, but each session's weights stay warm
+	// in the caches during its own block (alternating single calls made
+	// both slower).
 	var ortT, int8T []timing
 	outputs := map[string][]float32{}
 	for _, name := range []string{"encoder", "unet"} {
-		for _, prec := range []string{"fp32", "int8"} {
-			path := paths[name]
-			if prec == "int8" {
-				path = paths[name+".int8"]
-			}
-			m, err := infer.OpenModel(path, so)
-			if err != nil {
-				return err
-			}
-			for _, b := range []int{1, 16} {
-				iters := map[int]int{1: iters1, 16: iters16}[b]
-				t := timing{Model: name, Batch: b}
-				xb := infer.Tensor{Shape: []int64{int64(b), 3, size, size}, Data: x[:b*3*size*size]}
+		fp, err := infer.OpenModel(paths[name], so)
+		if err != nil {
+			return err
+		}
+		q8, err := infer.OpenModel(paths[name+".int8"], so)
+		if err != nil {
+			fp.Close()
+			return err
+		}
+		for _, b := range []int{1, 16} {
+			iters := map[int]int{1: iters1, 16: iters16}[b]
+			xb := infer.Tensor{Shape: []int64{int64(b), 3, size, size}, Data: x[:b*3*size*size]}
+			var ts [2]timing
+			for k, m := range []*infer.Model{fp, q8} {
+				ts[k] = timing{Model: name, Batch: b}
 				for i := range iters + 1 {
 					start := time.Now()
 					res, err := m.Session.Run(map[string]infer.Tensor{m.Input: xb})
 					if err != nil {
-						m.Close()
+						fp.Close()
+						q8.Close()
 						return err
 					}
 					if i > 0 {
-						t.Seconds = append(t.Seconds, time.Since(start).Seconds())
-					} else if prec == "fp32" {
+						ts[k].Seconds = append(ts[k].Seconds, time.Since(start).Seconds())
+					} else if m == fp {
 						outputs[fmt.Sprintf("%s_%d", name, b)] = res[m.Output].Data
 					}
 				}
-				fmt.Fprintf(os.Stderr, "onnxruntime %s %s batch %d: p50 %.1f ms\n", prec, name, b, 1000*pct(t.Seconds, 50))
-				if prec == "fp32" {
-					ortT = append(ortT, t)
-				} else {
-					int8T = append(int8T, t)
-				}
 			}
-			m.Close()
+			fmt.Fprintf(os.Stderr, "onnxruntime %s batch %d: fp32 p50 %.1f ms, int8 p50 %.1f ms\n", name, b, 1000*pct(ts[0].Seconds, 50), 1000*pct(ts[1].Seconds, 50))
+			ortT, int8T = append(ortT, ts[0]), append(int8T, ts[1])
 		}
+		fp.Close()
+		q8.Close()
 	}
 	var profLines []string
 	if profile != "" {
