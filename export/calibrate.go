@@ -161,7 +161,11 @@ func calibrate(m *onnxpb.ModelProto, values []string, src data.Source, n, h, w i
 				return err
 			}
 			for _, v := range values {
-				if err := fn(v, res[v].Data); err != nil {
+				t, ok := res[v]
+				if !ok {
+					return fmt.Errorf("ONNX Runtime returned no tensor %s", v)
+				}
+				if err := fn(v, t.Data); err != nil {
 					return fmt.Errorf("tensor %s on images %d-%d: %w", v, lo, hi-1, err)
 				}
 			}
