@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch"
 )
 
 // DefaultBucketBytes is DDP's gradient bucket size (bucket_cap_mb=25).
@@ -68,7 +70,7 @@ func NewGradSync(g *Group, params []*ts.Tensor, bucketBytes int64) (*GradSync, e
 	}
 	shapes := make([][]int64, len(params))
 	for i, p := range params {
-		s, err := p.Size()
+		s, err := shapeOf(p)
 		if err != nil {
 			return nil, fmt.Errorf("dist: grad sync: parameter %d: %w", i, err)
 		}
@@ -170,4 +172,11 @@ func (g *Group) AllreduceGrads(params []*ts.Tensor) error {
 		return g.fail("allreduce grads", cerr)
 	}
 	return nil
+}
+
+// shapeOf is p's shape, with a libtorch error returned rather than ending the
+// process (gotch's Size can exit).
+func shapeOf(p *ts.Tensor) (s []int64, err error) {
+	defer torch.Catch("shape", &err)
+	return torch.Size(p), nil
 }

@@ -57,6 +57,20 @@ type SessionOptions struct {
 	Threads int
 	// InterOpThreads is the inter-op thread count; 0 lets ONNX Runtime choose.
 	InterOpThreads int
+	// OptimizedModelPath, when set, makes ONNX Runtime write the graph it
+	// actually runs (after its fusions and layout changes) to that file when
+	// the session is created: the evidence of which kernels a model runs as
+	// (for a quantized model, QLinearConv rather than Conv).
+	OptimizedModelPath string
+	// Unoptimized runs the graph as written, with ONNX Runtime's graph
+	// optimisations (fusions, constant folding, layout changes) off: a
+	// reference for what a graph means, against which the fused kernels
+	// of the default level can be checked. Slow; not for production runs.
+	Unoptimized bool
+	// ProfilePrefix, when set, turns on ONNX Runtime's profiler: it writes
+	// <prefix>_<timestamp>.json, one event per node run, when the session
+	// is closed.
+	ProfilePrefix string
 }
 
 // TensorInfo describes one model input or output. Dynamic dimensions
@@ -143,6 +157,21 @@ func (s *Session) open(opts SessionOptions, cuda bool) (*ort.DynamicAdvancedSess
 	if opts.InterOpThreads > 0 {
 		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
 			return nil, fmt.Errorf("inter-op threads %d: %w", opts.InterOpThreads, err)
+		}
+	}
+	if opts.Unoptimized {
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+			return nil, fmt.Errorf("graph optimisations off: %w", err)
+		}
+	}
+	if opts.OptimizedModelPath != "" {
+		if err := so.SetOptimizedModelFilePath(opts.OptimizedModelPath); err != nil {
+			return nil, fmt.Errorf("optimized model path %s: %w", opts.OptimizedModelPath, err)
+		}
+	}
+	if opts.ProfilePrefix != "" {
+		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("profile prefix %s: %w", opts.ProfilePrefix, err)
 		}
 	}
 	if cuda {

@@ -23,7 +23,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -58,8 +57,7 @@ func main() {
 	flag.IntVar(&o.steps, "steps", 3, "timed steps or all-reduces, after 2 warm-up ones (GradSync re-buckets at the second)")
 	flag.Int64Var(&o.bucket, "bucket-bytes", dist.DefaultBucketBytes, "GradSync bucket size")
 	flag.Parse()
-	runtime.LockOSThread()
-	if err := run(o); err != nil {
+	if err := torch.Do(func() error { return run(o) }); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/dist:", err)
 		os.Exit(1)
 	}
@@ -133,7 +131,7 @@ func allreduce(g *dist.Group, o options) error {
 	if err != nil {
 		return err
 	}
-	defer buf.MustDrop()
+	defer torch.Drop(buf)
 	var times []time.Duration
 	for i := range o.steps + 2 {
 		start := time.Now()
@@ -162,7 +160,7 @@ func step(g *dist.Group, o options) error {
 	params := ps.Trainable()
 	var n int64
 	for _, p := range params {
-		n += int64(p.Numel())
+		n += torch.Numel(p)
 	}
 	var sync *dist.GradSync
 	rank, world := 0, 1
@@ -201,12 +199,12 @@ func step(g *dist.Group, o options) error {
 	if err != nil {
 		return err
 	}
-	defer x.MustDrop()
+	defer torch.Drop(x)
 	target, err := fill(b, 1, s, s)
 	if err != nil {
 		return err
 	}
-	defer target.MustDrop()
+	defer torch.Drop(target)
 
 	var fwd, bwd, after, total []time.Duration
 	for i := range o.steps + 2 {
@@ -231,7 +229,7 @@ func step(g *dist.Group, o options) error {
 		if err := loss.Backward(); err != nil {
 			return err
 		}
-		loss.MustDrop()
+		torch.Drop(loss)
 		t2 := time.Now()
 		switch o.sync {
 		case "bucketed":
@@ -271,7 +269,7 @@ func zeroGrads(params []*ts.Tensor) error {
 		if err == nil && ok {
 			err = torch.InPlace(gr, gr.Zero_)
 		}
-		gr.MustDrop()
+		torch.Drop(gr)
 		if err != nil {
 			return err
 		}
