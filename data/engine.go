@@ -30,6 +30,8 @@ type packer[S, B any] struct {
 	seed     uint64
 	shuffle  bool
 	dropLast bool
+	rank     int // WithShard: this process's blocks of the order
+	world    int
 	workers  int
 	prefetch int
 	failFast bool // bad_images: fail
@@ -74,7 +76,7 @@ func (p *packer[S, B]) run(ctx context.Context, epoch int, from Position) *strea
 	// (end of epoch, or an error under the fail policy), so nothing is left
 	// running even if the caller forgets Close.
 	work, stopWork := context.WithCancel(ctx)
-	order := Order(p.seed, epoch, p.n, p.shuffle)
+	order := shard(Order(p.seed, epoch, p.n, p.shuffle), p.batch, p.rank, p.world)
 	n := len(order)
 	start := min(max(from.Sample, 0), n)
 	window := p.batch + 2*p.workers
@@ -118,6 +120,20 @@ func (p *packer[S, B]) run(ctx context.Context, epoch int, from Position) *strea
 		p.collect(work, e, epoch, n, from.Batch, start, tokens, results)
 	}()
 	return e
+}
+
+// shard returns the positions of order that belong to rank: consecutive
+// blocks of batch positions dealt to the world's ranks in turn (WithShard).
+// Positions in a Position are positions in this list.
+func shard(order []int, batch, rank, world int) []int {
+	if world <= 1 {
+		return order
+	}
+	out := make([]int, 0, len(order)/world+batch)
+	for start := rank * batch; start < len(order); start += world * batch {
+		out = append(out, order[start:min(start+batch, len(order))]...)
+	}
+	return out
 }
 
 // sample loads one sample, turning a panic in a source into an error that

@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -196,10 +198,59 @@ std::vector<at::Tensor> tensors(void **ts, int n) {
   return out;
 }
 
+// Heartbeat counts up a key of its own in the group's store from a thread of
+// its own, so that after a failed collective the survivors can tell which
+// ranks are gone: Gloo's errors name a peer's socket address, not its rank,
+// and a rank blocked in a collective still beats. The TCPStore client
+// serialises its operations (it holds a lock per operation), so the thread
+// shares the group's store connection.
+class Heartbeat {
+ public:
+  Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, milliseconds every)
+      : store_(std::move(store)), key_(key(rank)), every_(every), thread_([this] { run(); }) {}
+
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  static std::string key(int rank) { return "dira_heartbeat/" + std::to_string(rank); }
+
+  milliseconds every() const { return every_; }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      try {
+        store_->add(key_, 1);
+      } catch (...) {
+        // The store's host is gone; the next collective says so.
+      }
+      lock.lock();
+      cv_.wait_for(lock, every_, [this] { return stop_; });
+    }
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::string key_;
+  milliseconds every_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: it starts once the fields above exist
+};
+
 }  // namespace
 
 struct dira_dist_group {
   Group g;
+  std::unique_ptr<Heartbeat> heartbeat;  // only with more than one rank
 };
 
 // Reducer wraps c10d::Reducer, DDP's engine: autograd hooks on every
@@ -225,7 +276,7 @@ struct dira_dist_reducer {
 
 extern "C" {
 
-void dira_dist_available(int *gloo, int *nccl, int *cuda) {
+void dira_dist_available(int *gloo, int *nccl, int *cuda, int *cuda_devices, int *cudnn) {
   // This file links ProcessGroupGloo, so a libtorch without Gloo would not
   // get this far.
   *gloo = 1;
@@ -235,6 +286,8 @@ void dira_dist_available(int *gloo, int *nccl, int *cuda) {
   *nccl = 0;
 #endif
   *cuda = torch::cuda::is_available() ? 1 : 0;
+  *cuda_devices = static_cast<int>(torch::cuda::device_count());
+  *cudnn = torch::cuda::cudnn_is_available() ? 1 : 0;
 }
 
 dira_dist_group *dira_dist_new(int backend, const char *host, int port, int rank, int size,
@@ -287,11 +340,39 @@ dira_dist_group *dira_dist_new(int backend, const char *host, int port, int rank
     storeBarrier(g, *defaultStore);
     g.pg->setSequenceNumberForGroup();
     g.store = store;
+    if (size > 1) {
+      milliseconds every = std::clamp(g.timeout / 8, milliseconds(50), milliseconds(1000));
+      out->heartbeat = std::make_unique<Heartbeat>(store, rank, every);
+    }
   });
   return ok ? out.release() : nullptr;
 }
 
-void dira_dist_free(dira_dist_group *g) { delete g; }
+void dira_dist_free(dira_dist_group *g) {
+  g->heartbeat.reset();
+  delete g;
+}
+
+int dira_dist_lost(dira_dist_group *dg, int *lost, int cap, int64_t *window_ms, char **err) {
+  int n = 0;
+  bool ok = guard(err, [&] {
+    const Group &g = dg->g;
+    if (!dg->heartbeat) return;
+    // A live rank beats every `every`; one that has not in 3 beats is gone.
+    milliseconds window = dg->heartbeat->every() * 3;
+    *window_ms = window.count();
+    std::vector<int64_t> before(g.size);
+    for (int r = 0; r < g.size; r++) before[r] = g.store->add(Heartbeat::key(r), 0);
+    std::this_thread::sleep_for(window);
+    for (int r = 0; r < g.size; r++) {
+      if (r != g.rank && g.store->add(Heartbeat::key(r), 0) == before[r]) {
+        if (n < cap) lost[n] = r;
+        n++;
+      }
+    }
+  });
+  return ok ? n : -1;
+}
 
 int dira_dist_allreduce(dira_dist_group *dg, void *t, int op, char **err) {
   const Group &g = dg->g;

@@ -21,7 +21,7 @@ enum { DIRA_DIST_GLOO = 0, DIRA_DIST_NCCL = 1 };
 enum { DIRA_DIST_SUM = 0, DIRA_DIST_MAX = 1, DIRA_DIST_MIN = 2 };
 
 // dira_dist_available reports what the linked libtorch provides.
-void dira_dist_available(int *gloo, int *nccl, int *cuda);
+void dira_dist_available(int *gloo, int *nccl, int *cuda, int *cuda_devices, int *cudnn);
 
 // dira_dist_new connects to (or, with serve_store, hosts) the TCPStore at
 // host:port, then builds the process group under the store prefixes
@@ -32,6 +32,11 @@ dira_dist_group *dira_dist_new(int backend, const char *host, int port, int rank
                                int serve_store, const char *prefix, int64_t timeout_ms,
                                const char *ifnames, char **err);
 void dira_dist_free(dira_dist_group *g);
+
+// dira_dist_lost returns how many other ranks stopped beating (see Heartbeat
+// in c10d.cpp): it waits *window_ms (set here) and writes the first cap of
+// their ranks. -1 with *err when the store cannot be reached.
+int dira_dist_lost(dira_dist_group *g, int *lost, int cap, int64_t *window_ms, char **err);
 
 int dira_dist_allreduce(dira_dist_group *g, void *t, int op, char **err);
 int dira_dist_allreduce_mean(dira_dist_group *g, void **ts, int n, char **err);

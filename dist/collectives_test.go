@@ -295,6 +295,10 @@ func TestTimeout(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "allreduce") {
 		t.Errorf("error %v, want an allreduce error marked ErrTimeout", err)
 	}
+	// Rank 1 is alive, only absent from the collective: its heartbeat says so.
+	if err != nil && !strings.Contains(err.Error(), "every other rank is still alive") {
+		t.Errorf("error %v does not say that rank 1 is alive", err)
+	}
 	// Gloo's own deadline is the timeout; the wait gives up a grace later.
 	if limit := timeout + time.Second + 5*time.Second; took > limit {
 		t.Errorf("the error took %v, more than %v", took, limit)
@@ -335,6 +339,9 @@ func TestKilledPeer(t *testing.T) {
 		t.Logf("allreduce %d after the peer died: %v after %v", i, err, took)
 		if err == nil || !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), "allreduce") {
 			t.Errorf("call %d: error %v, want an allreduce error marked ErrPeerLost", i, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "rank 1 is lost (no heartbeat for") {
+			t.Errorf("call %d: error %v does not name the lost rank 1", i, err)
 		}
 		if took > timeout/2 {
 			t.Errorf("call %d: the error took %v with a timeout of %v", i, took, timeout)
@@ -388,7 +395,10 @@ func TestAvailable(t *testing.T) {
 			t.Errorf("nccl without NCCL: error %v", err)
 		}
 	}
-	if got := (Capabilities{Gloo: true}).String(); got != "gloo yes, nccl no, cuda no" {
+	if c.CUDA != (c.CUDADevices > 0) {
+		t.Errorf("cuda %v with %d devices", c.CUDA, c.CUDADevices)
+	}
+	if got := (Capabilities{Gloo: true}).String(); got != "gloo yes, nccl no, cuda no (0 devices), cudnn no" {
 		t.Errorf("String() = %q", got)
 	}
 }

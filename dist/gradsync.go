@@ -145,7 +145,8 @@ func (s *GradSync) Backward(loss *ts.Tensor) error {
 		s.prepared = false
 		// gotch prefixes libtorch's message with "Libtorch API Error: ".
 		msg := strings.TrimPrefix(err.Error(), "Libtorch API Error: ")
-		return fmt.Errorf("dist: grad sync backward (rank %d of %d, timeout %v): %w", s.g.rank, s.g.size, s.g.timeout, classify(msg))
+		cause := classify(msg)
+		return fmt.Errorf("dist: grad sync backward (rank %d of %d, timeout %v): %w%s", s.g.rank, s.g.size, s.g.timeout, cause, s.g.lost(cause))
 	}
 	return s.Wait()
 }

@@ -348,8 +348,9 @@ func TestGradSyncKilledPeer(t *testing.T) {
 			continue
 		}
 		t.Logf("backward after the peer died: %v after %v", err, took)
-		if err == nil || !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), "grad sync backward") {
-			t.Errorf("error %v, want a grad sync backward error marked ErrPeerLost", err)
+		if err == nil || !errors.Is(err, ErrPeerLost) || !strings.Contains(err.Error(), "grad sync backward") ||
+			!strings.Contains(err.Error(), "rank 1 is lost") {
+			t.Errorf("error %v, want a grad sync backward error marked ErrPeerLost naming rank 1", err)
 		}
 		if took > timeout/2 {
 			t.Errorf("the error took %v with a timeout of %v", took, timeout)

@@ -40,12 +40,14 @@ var (
 
 // Capabilities says what the linked libtorch provides.
 type Capabilities struct {
-	Gloo bool // ProcessGroupGloo (always true: this package does not link without it)
-	NCCL bool // ProcessGroupNCCL: only with build tag nccl on a libtorch built with NCCL
-	CUDA bool // a usable CUDA device
+	Gloo        bool // ProcessGroupGloo (always true: this package does not link without it)
+	NCCL        bool // ProcessGroupNCCL: only with build tag nccl on a libtorch built with NCCL
+	CUDA        bool // a usable CUDA device
+	CUDADevices int  // how many (torch::cuda::device_count)
+	CuDNN       bool // cuDNN is loaded (torch::cuda::cudnn_is_available)
 }
 
-// String is "gloo yes, nccl no, cuda no".
+// String is "gloo yes, nccl no, cuda no (0 devices), cudnn no".
 func (c Capabilities) String() string {
 	yes := func(b bool) string {
 		if b {
@@ -53,14 +55,14 @@ func (c Capabilities) String() string {
 		}
 		return "no"
 	}
-	return fmt.Sprintf("gloo %s, nccl %s, cuda %s", yes(c.Gloo), yes(c.NCCL), yes(c.CUDA))
+	return fmt.Sprintf("gloo %s, nccl %s, cuda %s (%d devices), cudnn %s", yes(c.Gloo), yes(c.NCCL), yes(c.CUDA), c.CUDADevices, yes(c.CuDNN))
 }
 
 // Available reports the backends and devices of the linked libtorch.
 func Available() Capabilities {
-	var g, n, c C.int
-	C.dira_dist_available(&g, &n, &c)
-	return Capabilities{Gloo: g != 0, NCCL: n != 0, CUDA: c != 0}
+	var g, n, c, devices, cudnn C.int
+	C.dira_dist_available(&g, &n, &c, &devices, &cudnn)
+	return Capabilities{Gloo: g != 0, NCCL: n != 0, CUDA: c != 0, CUDADevices: int(devices), CuDNN: cudnn != 0}
 }
 
 // Config describes one process's place in a process group and where the
@@ -203,9 +205,46 @@ func classify(msg string) error {
 	return errors.New(msg)
 }
 
-// fail names the operation, the rank and the timeout in a collective's error.
+// fail names the operation, the rank and the timeout in a collective's
+// error, and the ranks that are gone (see lost).
 func (g *Group) fail(op string, cerr *C.char) error {
-	return fmt.Errorf("dist: %s (rank %d of %d, timeout %v): %w", op, g.rank, g.size, g.timeout, cause(cerr))
+	err := cause(cerr)
+	return fmt.Errorf("dist: %s (rank %d of %d, timeout %v): %w%s", op, g.rank, g.size, g.timeout, err, g.lost(err))
+}
+
+// lost explains a lost peer or a timeout by the ranks that are gone. Every
+// rank's group beats in the store (a counter per rank, from a thread of its
+// own, also while the rank waits in a collective); lost waits three beats
+// and names the ranks whose counter stood still. Gloo's own message names a
+// socket address, which says nothing about the rank behind it. It returns
+// "" for other errors.
+func (g *Group) lost(err error) string {
+	if g.g == nil || g.size < 2 || !(errors.Is(err, ErrPeerLost) || errors.Is(err, ErrTimeout)) {
+		return ""
+	}
+	ranks := make([]C.int, 8)
+	var window C.int64_t
+	var cerr *C.char
+	n := int(C.dira_dist_lost(g.g, &ranks[0], C.int(len(ranks)), &window, &cerr))
+	if n < 0 {
+		return fmt.Sprintf("; the rendezvous store cannot be reached either (%v): the process that hosts it (rank 0, or the launcher's agent) is gone", cause(cerr))
+	}
+	w := time.Duration(window) * time.Millisecond
+	if n == 0 {
+		return fmt.Sprintf("; every other rank is still alive (heartbeats within %v): one is slow or stuck", w)
+	}
+	var names []string
+	for _, r := range ranks[:min(n, len(ranks))] {
+		names = append(names, fmt.Sprint(r))
+	}
+	if n > len(ranks) {
+		names = append(names, fmt.Sprintf("and %d more", n-len(ranks)))
+	}
+	what := "rank " + names[0] + " is"
+	if n > 1 {
+		what = "ranks " + strings.Join(names, ", ") + " are"
+	}
+	return fmt.Sprintf("; %s lost (no heartbeat for %v)", what, w)
 }
 
 func (g *Group) check(op string, ts ...*ts.Tensor) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch/torchtest"
 )
 
 const envTorchrun = "DIRA_DIST_TEST_TORCHRUN"
@@ -23,7 +24,7 @@ const envTorchrun = "DIRA_DIST_TEST_TORCHRUN"
 // the environment, join the agent's store as clients under the
 // /worker/attempt_0 prefix, and all-reduce and all-gather correctly.
 func TestTorchrun(t *testing.T) {
-	runtime.LockOSThread()
+	torchtest.Pin(t)
 	if os.Getenv(envTorchrun) == "1" {
 		torchrunWorker(t)
 		return

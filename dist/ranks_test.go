@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"dira/internal/torch/torchtest"
 )
 
 // The multi-process tests re-run the test binary, once per rank, with the
@@ -40,9 +41,10 @@ type worker struct {
 }
 
 // asWorker reports whether this process is a rank started by runRanks. It
-// locks the test goroutine's OS thread, as every gotch user must.
+// pins the test goroutine's OS thread for tensor work (torchtest.Pin), as
+// every gotch user must.
 func asWorker(t *testing.T) (worker, bool) {
-	runtime.LockOSThread()
+	torchtest.Pin(t)
 	r, ok := os.LookupEnv(envRank)
 	if !ok {
 		return worker{}, false
