@@ -25,6 +25,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	// gotch's init must find a usable cache folder even without a writable
+	// home; this package runs first and gives it one.
+	_ "dira/internal/gotchcache"
 	"dira/stages"
 )
 
