@@ -30,27 +30,25 @@ func TestParamCountsMatchTheModel(t *testing.T) {
 		{"resnet50", []int{256, 128, 64, 32, 16}, 0, 128, true, 1, 1, true},
 		{"resnet101", nil, 100, 7, true, 2, 2, false},
 	} {
-		{
-			restoration := tc.restoration
-			c := model.DefaultConfig()
-			c.Arch, c.DecoderChannels, c.OutChannels = tc.arch, tc.decoder, tc.oc
-			c.Projection = model.ProjectionConfig{MLP: tc.mlp, HiddenDim: tc.hidden, OutDim: tc.out}
-			c.Discriminator.InChannels = tc.discIn
-			m, err := model.NewMoCo(c, 16, restoration, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps := model.NewParams()
-			model.NewDiscriminator(ps, c.Discriminator, 1)
-			wantQ, wantK, wantD := m.Params.Count("encoder_q."), m.Params.Count("encoder_k."), ps.Count("")
-			m.Params.Drop()
-			ps.Drop()
-			cfg := Default()
-			cfg.Model = c
-			q, k, d := paramCounts(cfg.modelShape(), restoration)
-			if q != wantQ || k != wantK || d != wantD {
-				t.Errorf("%s restoration=%v: estimate query %d key %d disc %d, model %d %d %d", tc.arch, restoration, q, k, d, wantQ, wantK, wantD)
-			}
+		restoration := tc.restoration
+		c := model.DefaultConfig()
+		c.Arch, c.DecoderChannels, c.OutChannels = tc.arch, tc.decoder, tc.oc
+		c.Projection = model.ProjectionConfig{MLP: tc.mlp, HiddenDim: tc.hidden, OutDim: tc.out}
+		c.Discriminator.InChannels = tc.discIn
+		m, err := model.NewMoCo(c, 16, restoration, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := model.NewParams()
+		model.NewDiscriminator(ps, c.Discriminator, 1)
+		wantQ, wantK, wantD := m.Params.Count("encoder_q."), m.Params.Count("encoder_k."), ps.Count("")
+		m.Params.Drop()
+		ps.Drop()
+		cfg := Default()
+		cfg.Model = c
+		q, k, d := paramCounts(cfg.modelShape(), restoration)
+		if q != wantQ || k != wantK || d != wantD {
+			t.Errorf("%s restoration=%v: estimate query %d key %d disc %d, model %d %d %d", tc.arch, restoration, q, k, d, wantQ, wantK, wantD)
 		}
 	}
 }
