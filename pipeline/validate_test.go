@@ -141,6 +141,8 @@ func TestConfigProblems(t *testing.T) {
 			want: []string{"stages[1].batch_size: must be at most 65536, got 131072", "stages[0].epochs: must be at most 1000000, got 2000000"}},
 		{name: "skip_fraction", yaml: goodConfig, sets: []string{"data.max_skipped_fraction=1.5"},
 			want: []string{"data.max_skipped_fraction: must be in [0, 1], got 1.5"}},
+		{name: "skip_fraction_without_skip", yaml: goodConfig, sets: []string{"data.bad_images=fail", "data.max_skipped_fraction=0.5"}, load: true,
+			want: []string{"data.max_skipped_fraction: has no effect with data.bad_images fail (used by bad_images skip); remove it"}},
 		{name: "yaml_syntax", yaml: "run: {name: [\n", load: true,
 			want: []string{"cfg.yaml", "line"}},
 	} {

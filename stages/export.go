@@ -45,7 +45,9 @@ func (e *Export) Name() string { return pipeline.StageExport }
 // Run exports the configured checkpoint of the configured stage.
 func (e *Export) Run(ctx context.Context, r *pipeline.Run) error {
 	ckpt := filepath.Join(r.Dir, e.settings.From, e.settings.Checkpoint+".ckpt")
-	out := r.StageDir(e.Name())
+	// Not r.StageDir: the folder is made only when there is something to
+	// put in it (a refused checkpoint leaves none).
+	out := filepath.Join(r.Dir, e.Name())
 	rep, err := ExportCheckpoint(ckpt, out, ExportOptions{Tolerance: e.settings.Tolerance, ORTLib: e.ortLib, Log: r.Log})
 	if err != nil {
 		return err
