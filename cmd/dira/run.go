@@ -38,8 +38,12 @@ func runCmd(o stages.Options) *cobra.Command {
 			}
 			// Refuse, before anything starts, a config this machine cannot
 			// hold even in the best case (the estimate is a lower bound).
-			if err := cfg.CheckMemory(pipeline.AvailableMemory()); err != nil {
+			avail := pipeline.AvailableMemory()
+			if err := cfg.CheckMemory(avail); err != nil {
 				return usageError{fmt.Errorf("%s: %w", args[0], err)}
+			}
+			for _, e := range cfg.EstimateMemory() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "memory: stage %s needs at least %s\n", e.Stage, e)
 			}
 			if err := torch.SetThreads(cfg.Run.Threads); err != nil {
 				return err
