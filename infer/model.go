@@ -1,7 +1,9 @@
 package infer
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -12,8 +14,12 @@ const (
 	// KindEncoder maps images to pooled features [N,C] (encoder.onnx,
 	// output "features").
 	KindEncoder Kind = "encoder"
-	// KindUNet maps images to masks [N,K,H,W] (unet.onnx, output "mask").
+	// KindUNet maps images to masks [N,K,H,W] (unet.onnx, output "mask";
+	// also a fine-tuned segmenter.onnx).
 	KindUNet Kind = "unet"
+	// KindClassifier maps images to class probabilities [N,C]
+	// (classifier.onnx, output "probabilities").
+	KindClassifier Kind = "classifier"
 )
 
 // Model is an exported dira model opened for batched runs over images:
@@ -24,8 +30,16 @@ type Model struct {
 	Kind          Kind
 	Input, Output string
 	Height, Width int
-	// Channels is C of the features or K of the mask.
+	// Channels is C of the features or probabilities, or K of the mask.
 	Channels int
+	// Labels names a classifier's outputs (its "labels" metadata), in
+	// order; "class_<i>" when the model does not say.
+	Labels []string
+	// ResizeSize and ResizeShorter are a classifier's evaluation transform
+	// (its "eval_resize" metadata): resize, then center crop Height x
+	// Width. 0: resize to the input size directly.
+	ResizeSize    int
+	ResizeShorter bool
 }
 
 // OpenModel opens the ONNX model at path and checks that it has the shape
@@ -66,7 +80,12 @@ func describe(s *Session) (*Model, error) {
 		}
 		return TensorInfo{}, false
 	}
-	if o, ok := pick("features"); ok && len(o.Shape) == 2 && o.Float {
+	if o, ok := pick("probabilities"); ok && o.Name == "probabilities" && len(o.Shape) == 2 && o.Float {
+		m.Kind, m.Output, m.Channels = KindClassifier, o.Name, int(o.Shape[1])
+		if err := m.classifierMetadata(); err != nil {
+			return nil, err
+		}
+	} else if o, ok := pick("features"); ok && len(o.Shape) == 2 && o.Float {
 		m.Kind, m.Output, m.Channels = KindEncoder, o.Name, int(o.Shape[1])
 	} else if o, ok := pick("mask"); ok && len(o.Shape) == 4 && o.Float {
 		m.Kind, m.Output, m.Channels = KindUNet, o.Name, int(o.Shape[1])
@@ -75,7 +94,7 @@ func describe(s *Session) (*Model, error) {
 		for _, o := range outs {
 			got = append(got, shapeString(o))
 		}
-		return nil, fmt.Errorf("infer: model %s: outputs %s; want \"features\" float32 [N,C] (encoder) or \"mask\" float32 [N,K,H,W] (U-Net)",
+		return nil, fmt.Errorf("infer: model %s: outputs %s; want \"features\" float32 [N,C] (encoder), \"probabilities\" float32 [N,C] (classifier) or \"mask\" float32 [N,K,H,W] (U-Net)",
 			s.path, strings.Join(got, ", "))
 	}
 	return m, nil
@@ -99,4 +118,33 @@ func shapeString(t TensorInfo) string {
 		typ = "non-float32"
 	}
 	return fmt.Sprintf("%q %s [%s]", t.Name, typ, strings.Join(dims, ","))
+}
+
+// classifierMetadata reads a classifier's label names and evaluation
+// transform from its metadata (written by export.WriteClassifier).
+func (m *Model) classifierMetadata() error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	if l := meta["labels"]; l != "" {
+		if err := json.Unmarshal([]byte(l), &m.Labels); err != nil {
+			return fmt.Errorf("infer: model %s: labels metadata %q: %w", m.path, l, err)
+		}
+	}
+	if len(m.Labels) != m.Channels {
+		m.Labels = make([]string, m.Channels)
+		for i := range m.Labels {
+			m.Labels[i] = fmt.Sprintf("class_%d", i)
+		}
+	}
+	if r := meta["eval_resize"]; r != "" {
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 0 || n > 1<<15 {
+			return fmt.Errorf("infer: model %s: eval_resize metadata %q is not a size", m.path, r)
+		}
+		m.ResizeSize = n
+	}
+	m.ResizeShorter = meta["eval_resize_shorter"] == "true"
+	return nil
 }
