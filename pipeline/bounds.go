@@ -79,11 +79,15 @@ func (c Config) boundProblems() []error {
 		}
 	}
 	for i, s := range c.Stages {
+		p := fmt.Sprintf("stages[%d].", i)
+		if ft, ok := FineTuneOf(s); ok {
+			ft.checkBounds(p, over)
+			continue
+		}
 		tr, ok := TrainingOf(s)
 		if !ok {
 			continue
 		}
-		p := fmt.Sprintf("stages[%d].", i)
 		if tr.BatchSize > maxBatch {
 			over(p+"batch_size", tr.BatchSize, maxBatch, "a batch's views and activations are held at once")
 		}
@@ -100,4 +104,33 @@ func (c Config) boundProblems() []error {
 		}
 	}
 	return errs
+}
+
+// checkBounds calls over for each of the downstream stage's keys above its
+// bound (the bounds of the pre-training keys of the same meaning); p is the
+// stage's YAML path prefix.
+func (f FineTune) checkBounds(p string, over func(key string, v, max int, why string)) {
+	d := f.Data
+	for _, k := range []struct {
+		key    string
+		v, max int
+		why    string
+	}{
+		{"batch_size", f.BatchSize, maxBatch, "a batch's images and activations are held at once"},
+		{"epochs", f.Epochs, maxEpochs, "official 1000 with early stopping"},
+		{"checkpoint_every_steps", f.CheckpointEverySteps, maxSteps, "more steps than any run takes"},
+		{"log_every_steps", f.LogEverySteps, maxSteps, "more steps than any run takes"},
+		{"data.workers", d.Workers, maxWorkers, "each worker holds images in flight"},
+		{"data.prefetch", d.Prefetch, 64, "each prefetched batch is held in memory"},
+		{"data.image_size", d.ImageSize, 4096, "activations grow with its square (official 224)"},
+		{"data.resize_size", d.ResizeSize, 4096, "images are resized to it whole"},
+		{"data.synthetic.size", d.Synthetic.Size, 8192, "each synthetic image is drawn whole in memory"},
+		{"data.synthetic.train_count", d.Synthetic.TrainCount, 10_000_000, "an epoch's order is one permutation of every image"},
+		{"data.synthetic.val_count", d.Synthetic.ValCount, 10_000_000, "an epoch's order is one permutation of every image"},
+		{"data.synthetic.test_count", d.Synthetic.TestCount, 10_000_000, "an epoch's order is one permutation of every image"},
+	} {
+		if k.v > k.max {
+			over(p+k.key, k.v, k.max, k.why)
+		}
+	}
 }
