@@ -91,7 +91,7 @@ func TestConfigProblems(t *testing.T) {
 			sets: []string{"stages[2].optimizer.lr=5", "stages[2].epochs=99"},
 			want: []string{"--set stages[2].optimizer.lr=5: stages[2].optimizer: not a key of an export stage", "--set stages[2].epochs=99: stages[2].epochs: not a key of an export stage"}},
 		{name: "export_key_on_warmup", yaml: goodConfig, sets: []string{"stages[0].tolerance=1"}, load: true,
-			want: []string{"stages[0].tolerance: not a key of a warmup stage (it belongs to export)"}},
+			want: []string{"stages[0].tolerance: not a key of a warmup stage (it belongs to export"}},
 		{name: "disc_key_on_warmup", yaml: strings.Replace(goodConfig, "epochs: 1\n    batch_size: 8\n  - name: adv", "epochs: 1\n    init_from: best\n    batch_size: 8\n  - name: adv", 1), load: true,
 			want: []string{"stages[0].init_from: not a key of a warmup stage (it belongs to adversarial)", "line 9"}},
 		{name: "restoration_is_not_a_key", yaml: strings.Replace(goodConfig, "image_size: 64", "image_size: 64, restoration: false", 1), load: true,

@@ -207,6 +207,13 @@ func (c *classifyTask) test(ctx context.Context, net learner, tl *data.LabeledLo
 	if err != nil {
 		return trialResult{}, err
 	}
+	return aucResult(rep), nil
+}
+
+// aucResult is a trial's scores from its per-class AUCs: the mean over the
+// defined classes, null for an undefined class (no positive or no negative
+// test image) with the reason in the note, and the ROC curves.
+func aucResult(rep metrics.AUCReport) trialResult {
 	var t trialResult
 	if rep.Defined > 0 {
 		mean := rep.Mean
@@ -228,7 +235,7 @@ func (c *classifyTask) test(ctx context.Context, net learner, tl *data.LabeledLo
 	if len(undefined) > 0 {
 		t.Note = "AUC undefined for " + strings.Join(undefined, "; ")
 	}
-	return t, nil
+	return t
 }
 
 // catch runs tensor code and returns a libtorch error it raised.

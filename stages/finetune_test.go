@@ -2,6 +2,7 @@ package stages
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"image/png"
 	"math"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"dira/internal/npy"
 	"dira/internal/torch"
 	"dira/internal/torch/torchtest"
+	"dira/metrics"
 	"dira/model"
 	"dira/optim"
 	"dira/pipeline"
@@ -350,5 +352,37 @@ func writeRadiograph(t *testing.T, path string, size int, seed uint64) {
 	defer f.Close()
 	if err := png.Encode(f, data.DrawRadiograph(size, 1, seed)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUndefinedAUCIsReported: a test split where a class has no positive
+// image (a small label fraction) gives a trial with that class null and
+// named in the note, the mean over the other classes, and results.json that
+// encodes (no NaN); with no class defined the trial says why instead of a
+// score.
+func TestUndefinedAUCIsReported(t *testing.T) {
+	// 4 images x 3 classes: nodule has 2 positives, opacity none, effusion one.
+	labels := []float32{1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0}
+	scores := []float32{.9, .1, .2, .2, .3, .8, .7, .4, .1, .1, .2, .3}
+	rep, err := metrics.PerClassAUC(labels, scores, 4, 3, []string{"nodule", "opacity", "effusion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := aucResult(rep)
+	if tr.Score == nil || tr.PerClass[0] == nil || tr.PerClass[1] != nil || tr.PerClass[2] == nil {
+		t.Fatalf("per class %v, score %v", tr.PerClass, tr.Score)
+	}
+	if !strings.Contains(tr.Note, "opacity") {
+		t.Errorf("note %q does not name the undefined class", tr.Note)
+	}
+	if *tr.Score != (*tr.PerClass[0]+*tr.PerClass[2])/2 {
+		t.Errorf("score %v is not the mean of the defined classes", *tr.Score)
+	}
+	if _, err := json.Marshal(tr); err != nil {
+		t.Errorf("the trial does not encode: %v", err)
+	}
+	none, _ := metrics.PerClassAUC([]float32{0, 0, 0}, []float32{.1, .2, .3}, 3, 1, []string{"nodule"})
+	if tr := aucResult(none); tr.Score != nil || tr.Error == "" {
+		t.Errorf("no defined class: score %v, error %q", tr.Score, tr.Error)
 	}
 }

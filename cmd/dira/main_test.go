@@ -171,6 +171,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	_, export, ok := strings.Cut(out, "- name: export")
+	export, _, _ = strings.Cut(export, "- name:")
 	if !ok || strings.Contains(export, "optimizer") || strings.Contains(export, "epochs") || !strings.Contains(export, "tolerance: 0.0001") {
 		t.Errorf("the export entry:\n%s", export)
 	}
@@ -242,6 +243,22 @@ func TestPaperConfigsValidate(t *testing.T) {
 			t.Fatalf("%s: exit %d: %s", cfg, code, errOut)
 		}
 		if !strings.Contains(out, "arch: resnet50") || !strings.Contains(out, "batch_size: 256") {
+			t.Fatalf("%s resolved to:\n%s", cfg, out)
+		}
+	}
+	// The downstream configs, with their image folders made up.
+	mont := t.TempDir()
+	for _, split := range []string{"train", "val", "test"} {
+		for _, d := range []string{"CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"} {
+			os.MkdirAll(filepath.Join(mont, split, d), 0o755)
+		}
+	}
+	for cfg, root := range map[string]string{"chestxray14-classify.yaml": t.TempDir(), "shenzhen-classify.yaml": t.TempDir(), "montgomery-segment.yaml": mont} {
+		code, out, errOut := dira(t, "validate", "configs/"+cfg, "--set", "stages[0].data.root="+root)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", cfg, code, errOut)
+		}
+		if !strings.Contains(out, "arch: resnet50") || !strings.Contains(out, "trials: 3") {
 			t.Fatalf("%s resolved to:\n%s", cfg, out)
 		}
 	}
