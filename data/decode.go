@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"os"
 )
 
 // ErrFormat reports a file that is neither PNG nor JPEG.
@@ -19,9 +18,10 @@ var (
 	jpegMagic = []byte{0xff, 0xd8, 0xff}
 )
 
-// DecodeFile reads and decodes the PNG or JPEG file at path; see Decode.
+// DecodeFile reads the PNG or JPEG file at path (a regular file, within
+// ReadTimeout: see ReadFile) and decodes it; see Decode.
 func DecodeFile(path string) (*Image, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: read image: %w", err) // *PathError names the path
 	}

@@ -35,6 +35,9 @@ type packer[S, B any] struct {
 	workers  int
 	prefetch int
 	failFast bool // bad_images: fail
+	// maxSkipped is how many images one epoch may skip (skip policy); one
+	// more stops the epoch with an error saying how many were skipped.
+	maxSkipped int
 
 	mu      sync.Mutex
 	skipped []Skip
@@ -164,6 +167,8 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 		open    bool
 		size    int
 		skipped []Skip
+		nSkip   int // skipped in this epoch (since start)
+		first   Skip
 	)
 	for next := start; next < n; {
 		r, ok := pending[next]
@@ -195,6 +200,13 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 			p.mu.Lock()
 			p.skipped = append(p.skipped, sk)
 			p.mu.Unlock()
+			if nSkip++; nSkip == 1 {
+				first = sk
+			}
+			if nSkip > p.maxSkipped {
+				send(streamItem[B]{err: &TooManySkippedError{Epoch: epoch, Skipped: nSkip, Read: next - start, Images: n, Allowed: p.maxSkipped, First: first}})
+				return
+			}
 			continue
 		}
 		size = p.add(cur, r.index, r.s)
@@ -210,6 +222,22 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 		p.finish(cur, skipped, Position{Batch: batchNo + 1, Sample: n}, size, true)
 		send(streamItem[B]{b: cur})
 	}
+}
+
+// TooManySkippedError stops an epoch in which the skip policy left out more
+// images than data.max_skipped_fraction allows.
+type TooManySkippedError struct {
+	Epoch   int
+	Skipped int  // images skipped in the epoch so far
+	Read    int  // images of the epoch looked at so far
+	Images  int  // images in the source
+	Allowed int  // the most one epoch may skip
+	First   Skip // the first one skipped
+}
+
+func (e *TooManySkippedError) Error() string {
+	return fmt.Sprintf("data: epoch %d: %d of the %d images read so far were unreadable and skipped, more than the %d that data.max_skipped_fraction allows for %d images; the first: %v "+
+		"(fix or remove the files, check data.root and the lists, or raise data.max_skipped_fraction)", e.Epoch, e.Skipped, e.Read, e.Allowed, e.Images, e.First.Err)
 }
 
 // next returns the epoch's next batch, io.EOF after the last one, or the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 )
@@ -103,6 +104,9 @@ func NewLoader(src Source, cfg Config, batchSize int, seed uint64, opts ...Optio
 		workers:  cfg.Workers,
 		prefetch: cfg.Prefetch,
 		failFast: cfg.BadImages == BadImagesFail,
+		// The fraction is of the source's images, so a stricter limit
+		// never needs more than one epoch to be reached.
+		maxSkipped: int(math.Floor(cfg.MaxSkippedFraction * float64(src.Len()))),
 	}
 	return l, nil
 }

@@ -36,12 +36,26 @@ type RunOptions struct {
 	// Overlay also writes, per image, input | mask | mask over the input
 	// side by side (U-Net, first mask channel).
 	Overlay bool
-	// Workers decode and resize images while the model runs; 0 means 2.
+	// Workers decode and resize images while the model runs, at most
+	// MaxWorkers; 0 means DefaultWorkers.
 	Workers int
 	// Log receives the progress line, one line per skipped image, nothing
 	// else; nil discards them.
 	Log io.Writer
 }
+
+// DefaultWorkers is the number of decoding goroutines when
+// RunOptions.Workers is 0.
+const DefaultWorkers = 2
+
+// MaxWorkers bounds RunOptions.Workers and RunOptions.Batch's decoding
+// goroutines: each holds a decoded image, and far more of them than cores
+// only adds memory.
+const MaxWorkers = 256
+
+// MaxBatch bounds RunOptions.Batch: a batch's input tensor is allocated at
+// once (a 224x224 model takes 600 KB per image, 2.4 GB at MaxBatch).
+const MaxBatch = 4096
 
 // Summary is what a run did.
 type Summary struct {
@@ -90,8 +104,11 @@ type batch struct {
 // data.BadImagesSkip.
 func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOptions) (Summary, error) {
 	sum := Summary{Device: m.Device()}
-	if opts.Batch < 1 {
-		return sum, fmt.Errorf("infer: batch must be >= 1, got %d", opts.Batch)
+	if opts.Batch < 1 || opts.Batch > MaxBatch {
+		return sum, fmt.Errorf("infer: batch must be in [1, %d], got %d", MaxBatch, opts.Batch)
+	}
+	if opts.Workers < 0 || opts.Workers > MaxWorkers {
+		return sum, fmt.Errorf("infer: workers must be in [1, %d] (0: %d), got %d", MaxWorkers, DefaultWorkers, opts.Workers)
 	}
 	if opts.BadImages != data.BadImagesSkip && opts.BadImages != data.BadImagesFail {
 		return sum, fmt.Errorf("infer: bad-images policy must be %s or %s, got %q", data.BadImagesSkip, data.BadImagesFail, opts.BadImages)
@@ -239,8 +256,8 @@ func (m *Model) outputNames(inputs []Input) ([]string, error) {
 // opts.Workers goroutines, one batch ahead of the model.
 func (m *Model) prepare(ctx context.Context, inputs []Input, opts RunOptions) <-chan batch {
 	workers := opts.Workers
-	if workers <= 0 {
-		workers = 2
+	if workers == 0 {
+		workers = DefaultWorkers
 	}
 	ch := make(chan batch, 1)
 	go func() {

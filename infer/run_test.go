@@ -275,7 +275,10 @@ func TestRunErrors(t *testing.T) {
 		opts RunOptions
 		want string
 	}{
-		{RunOptions{Batch: 0, BadImages: "skip", MaskBits: 8}, "batch must be >= 1"},
+		{RunOptions{Batch: 0, BadImages: "skip", MaskBits: 8}, "batch must be in [1, 4096], got 0"},
+		{RunOptions{Batch: 100000, BadImages: "skip", MaskBits: 8}, "batch must be in [1, 4096], got 100000"},
+		{RunOptions{Batch: 1, Workers: -1, BadImages: "skip", MaskBits: 8}, "workers must be in [1, 256] (0: 2), got -1"},
+		{RunOptions{Batch: 1, Workers: 100000, BadImages: "skip", MaskBits: 8}, "workers must be in [1, 256] (0: 2), got 100000"},
 		{RunOptions{Batch: 1, BadImages: "ignore", MaskBits: 8}, "bad-images policy"},
 		{RunOptions{Batch: 1, BadImages: "skip", MaskBits: 12}, "mask bits"},
 		{RunOptions{Batch: 1, BadImages: "skip", MaskBits: 8}, "x/a.png and y/a.jpg would both write mask a.png"},

@@ -73,6 +73,13 @@ type SessionOptions struct {
 	ProfilePrefix string
 }
 
+// MaxThreads bounds SessionOptions.Threads and InterOpThreads. ONNX
+// Runtime starts every thread it is asked for, and a count far beyond the
+// machine's cores (100000) made it run out of memory and crash inside its
+// thread pool; more threads than cores never makes a session faster.
+// 1024 is above the hardware threads of any current machine.
+const MaxThreads = 1024
+
 // TensorInfo describes one model input or output. Dynamic dimensions
 // (the batch "N") are -1.
 type TensorInfo struct {
@@ -104,8 +111,8 @@ func NewSession(path string, opts SessionOptions) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("infer: open %s: unknown device %q (want one of %v)", path, opts.Device, Devices)
 	}
-	if opts.Threads < 0 || opts.InterOpThreads < 0 {
-		return nil, fmt.Errorf("infer: open %s: thread counts must be >= 0, got %d and %d", path, opts.Threads, opts.InterOpThreads)
+	if opts.Threads < 0 || opts.InterOpThreads < 0 || opts.Threads > MaxThreads || opts.InterOpThreads > MaxThreads {
+		return nil, fmt.Errorf("infer: open %s: thread counts must be in [0, %d], got %d and %d", path, MaxThreads, opts.Threads, opts.InterOpThreads)
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("infer: open %s: %w", path, err)

@@ -78,7 +78,10 @@ func TestSessionErrors(t *testing.T) {
 		{"truncated", truncated, SessionOptions{}, truncated},
 		{"garbage", garbage, SessionOptions{}, garbage},
 		{"cuda_strict", "testdata/tiny.onnx", SessionOptions{Device: "cuda", Strict: true}, "CUDA is not available"},
-		{"negative_threads", "testdata/tiny.onnx", SessionOptions{Threads: -1}, "thread counts must be >= 0"},
+		{"negative_threads", "testdata/tiny.onnx", SessionOptions{Threads: -1}, "thread counts must be in [0, 1024], got -1 and 0"},
+		// 100000 threads ran ONNX Runtime out of memory, then crashed it.
+		{"too_many_threads", "testdata/tiny.onnx", SessionOptions{Threads: 100000}, "thread counts must be in [0, 1024], got 100000 and 0"},
+		{"too_many_inter_op_threads", "testdata/tiny.onnx", SessionOptions{InterOpThreads: 5000}, "got 0 and 5000"},
 		{"unknown_device", "testdata/tiny.onnx", SessionOptions{Device: "tpu"}, "unknown device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -612,6 +612,9 @@ func (l *loader) noEffect(c Config) []error {
 			unused("data.val_fraction", src+" (used by source folder)")
 		}
 	}
+	if dc.BadImages != "skip" && changed("data.max_skipped_fraction", dc.MaxSkippedFraction, dd.MaxSkippedFraction) {
+		unused("data.max_skipped_fraction", "with data.bad_images "+dc.BadImages+" (used by bad_images skip)")
+	}
 	if dc.Source != "synthetic" {
 		s, ds := reflect.ValueOf(dc.Synthetic), reflect.ValueOf(dd.Synthetic)
 		for i := 0; i < s.NumField(); i++ {

@@ -57,5 +57,6 @@ func (c Config) Problems() []error {
 		}
 	}
 
+	errs = append(errs, c.boundProblems()...)
 	return append(errs, c.stageProblems()...)
 }

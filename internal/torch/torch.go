@@ -14,6 +14,9 @@ import (
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
+
+	// Before gotch's init, which needs a cache folder (see the package).
+	_ "dira/internal/gotchcache"
 )
 
 // SetThreads sets libtorch's intra-op thread count for the whole process.
