@@ -1,6 +1,7 @@
 // Package memtest measures how much memory a piece of test code takes at
-// its peak, by running it again in a child process and reading the child's
-// peak resident set size from the kernel (getrusage's ru_maxrss).
+// its peak, by running it again in a child process, which reports the peak
+// resident set size of its address space (VmHWM in /proc/self/status) when
+// the test ends.
 //
 // It exists for the tests that feed hostile files to dira's readers (a
 // pickle that declares a storage of 10^10 elements, an npy header with a

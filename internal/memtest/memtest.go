@@ -34,7 +34,7 @@ func Child(t testing.TB) bool {
 	if os.Getenv(childEnv) != t.Name() {
 		return false
 	}
-	vm, err := mappedBytes()
+	vm, err := statusBytes("VmSize:")
 	if err != nil {
 		t.Fatalf("memtest: %v", err)
 	}
@@ -42,8 +42,19 @@ func Child(t testing.TB) bool {
 	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: lim, Max: lim}); err != nil {
 		t.Fatalf("memtest: limit the address space: %v", err)
 	}
+	t.Cleanup(func() {
+		hwm, err := statusBytes("VmHWM:")
+		if err != nil {
+			t.Errorf("memtest: %v", err)
+			return
+		}
+		fmt.Printf("%s%d\n", peakLine, hwm)
+	})
 	return true
 }
+
+// peakLine prefixes the child's report of its peak RSS on its output.
+const peakLine = "memtest: peak RSS bytes "
 
 // PeakRSS runs test t again, alone, in a child process of the same test
 // binary (where Child(t) is true) and returns the child's peak resident set
@@ -74,12 +85,20 @@ func run(name string) (peak int64, out string, err error) {
 	if cmd.ProcessState == nil {
 		return 0, out, fmt.Errorf("start the child for %s: %w", name, runErr)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		peak = ru.Maxrss * 1024 // kilobytes on Linux
+	// Not getrusage's ru_maxrss: a child started with vfork semantics, as
+	// os/exec starts it, inherits the parent's high-water mark. The child
+	// reports the peak of its own address space (VmHWM) instead.
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, peakLine); ok {
+			peak, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
 	}
 	top := strings.SplitN(name, "/", 2)[0]
 	if runErr != nil || !strings.Contains(out, "--- PASS: "+top) {
 		return peak, out, fmt.Errorf("the child running %s failed (%v)", name, runErr)
+	}
+	if peak <= 0 {
+		return peak, out, fmt.Errorf("the child running %s did not report its peak RSS", name)
 	}
 	return peak, out, nil
 }
@@ -91,14 +110,15 @@ func tail(s string, n int) string {
 	return "..." + s[len(s)-n:]
 }
 
-// mappedBytes is the process's current virtual memory size (VmSize).
-func mappedBytes() (int64, error) {
+// statusBytes reads a "kB" field of /proc/self/status (VmSize, VmHWM) in
+// bytes.
+func statusBytes(field string) (int64, error) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmSize:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
 				break
@@ -110,7 +130,7 @@ func mappedBytes() (int64, error) {
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmSize in /proc/self/status")
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }
 
 // MB renders a byte count in mebibytes for test logs.
