@@ -66,7 +66,7 @@ func Entry(f *zip.File, archiveSize int64) (int64, error) {
 			return 0, fmt.Errorf("entry %s: stored, but declares %d bytes for %d stored bytes", f.Name, u, c)
 		}
 	case zip.Deflate:
-		if u/DeflateRatio > c {
+		if c < math.MaxUint64/DeflateRatio && u > c*DeflateRatio {
 			return 0, fmt.Errorf("entry %s: declares %d bytes, more than its %d deflated bytes can hold", f.Name, u, c)
 		}
 	default:
