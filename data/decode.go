@@ -258,42 +258,68 @@ func checkJPEGSize(b []byte) error {
 	return sizeCheck(w, h, bpp, what)
 }
 
-// jpegFrame finds the first SOFn marker segment of a JPEG and returns the
-// frame's size, component count and whether it is progressive (SOF2, SOF6,
-// SOF10, SOF14). Markers are walked by their lengths; ok is false when no
-// frame header comes before the first scan or the end.
+// jpegFrame finds the frame header image/jpeg will use and returns the
+// frame's size, component count and whether it is progressive. It walks the
+// markers as image/jpeg does, with its leniency (bytes between segments
+// skipped, "\xff\x00" and fill bytes ignored, restart markers passed), so
+// that no frame header image/jpeg would reach is hidden from it; image/jpeg
+// reads only SOF0, SOF1 and SOF2 (progressive), and refuses the others
+// before allocating. ok is false when no frame header comes before the
+// first scan or the end.
 func jpegFrame(b []byte) (w, h, comps int64, progressive, ok bool) {
-	i := 2 // after SOI
-	for i+4 <= len(b) {
-		if b[i] != 0xff {
+	if len(b) < 2 || b[0] != 0xff || b[1] != 0xd8 {
+		return 0, 0, 0, false, false
+	}
+	i := 2
+	for {
+		if i+2 > len(b) {
 			return 0, 0, 0, false, false
 		}
-		m := b[i+1]
-		if m == 0xff { // fill byte
-			i++
-			continue
-		}
+		t0, t1 := b[i], b[i+1]
 		i += 2
-		if m == 0x01 || (m >= 0xd0 && m <= 0xd9) { // TEM, RSTn, SOI, EOI: no length
-			continue
-		}
-		n := int(binary.BigEndian.Uint16(b[i:]))
-		if n < 2 {
-			return 0, 0, 0, false, false
-		}
-		if m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc {
-			if i+8 > len(b) {
+		for t0 != 0xff {
+			if i >= len(b) {
 				return 0, 0, 0, false, false
 			}
-			h = int64(binary.BigEndian.Uint16(b[i+3:]))
-			w = int64(binary.BigEndian.Uint16(b[i+5:]))
-			comps = int64(b[i+7])
-			return w, h, comps, m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce, true
+			t0, t1 = t1, b[i]
+			i++
 		}
-		if m == 0xda { // a scan before any frame header
+		m := t1
+		if m == 0 {
+			continue
+		}
+		for m == 0xff {
+			if i >= len(b) {
+				return 0, 0, 0, false, false
+			}
+			m = b[i]
+			i++
+		}
+		if m == 0xd9 { // EOI
+			return 0, 0, 0, false, false
+		}
+		if m >= 0xd0 && m <= 0xd7 { // RSTn
+			continue
+		}
+		if i+2 > len(b) {
+			return 0, 0, 0, false, false
+		}
+		n := int(b[i])<<8 + int(b[i+1]) - 2
+		i += 2
+		if n < 0 {
+			return 0, 0, 0, false, false
+		}
+		switch m {
+		case 0xc0, 0xc1, 0xc2:
+			if i+6 > len(b) {
+				return 0, 0, 0, false, false
+			}
+			h = int64(binary.BigEndian.Uint16(b[i+1:]))
+			w = int64(binary.BigEndian.Uint16(b[i+3:]))
+			return w, h, int64(b[i+5]), m == 0xc2, true
+		case 0xda: // a scan before any frame header
 			return 0, 0, 0, false, false
 		}
 		i += n
 	}
-	return 0, 0, 0, false, false
 }

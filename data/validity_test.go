@@ -177,14 +177,24 @@ func TestDecodeBoundsDecodedBytes(t *testing.T) {
 	if _, err := Decode(progressiveHeader(8192, 8192), "big.jpg"); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("progressive JPEG: %v, want ErrTooLarge", err)
 	}
+	// Bytes between segments, which image/jpeg skips, do not hide the frame.
+	hdr := progressiveHeader(8192, 8192)
+	junk := append(append(slices.Clone(hdr[:8]), "junk\xff\x00\xff\xff"...), hdr[8:]...)
+	if c, err := jpeg.DecodeConfig(bytes.NewReader(junk)); err != nil || c.Width != 8192 {
+		t.Fatalf("image/jpeg reads the junk header as %+v, %v", c, err)
+	}
+	if _, err := Decode(junk, "junk.jpg"); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("progressive JPEG with junk before its frame: %v, want ErrTooLarge", err)
+	}
 }
 
 // progressiveHeader is the start of a progressive (SOF2) JPEG of w x h
-// in three components.
+// in three components: its frame header and an empty first scan header.
 func progressiveHeader(w, h int) []byte {
 	b := []byte{0xff, 0xd8, 0xff, 0xe0, 0, 4, 'J', 'F'} // SOI, a short APP0
 	sof := []byte{0xff, 0xc2, 0, 17, 8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1}
-	return append(append(b, sof...), 0xff, 0xd9)
+	sos := []byte{0xff, 0xda, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 0, 0}
+	return append(append(append(b, sof...), sos...), 0xff, 0xd9)
 }
 
 // TestBigPNGMemory: refusing the 16-bit RGBA 8192x8192 PNG takes little
