@@ -227,7 +227,10 @@ func ReadFrom(r io.ReaderAt, size int64, name string, lim Limits) (*File, error)
 			} else if n > maxMetaBytes {
 				err = fmt.Errorf("%d bytes (at most %d are read)", n, maxMetaBytes)
 			} else {
-				err = json.NewDecoder(rc).Decode(&c.Meta)
+				var b []byte
+				if b, err = io.ReadAll(io.LimitReader(rc, n)); err == nil {
+					err = json.Unmarshal(b, &c.Meta)
+				}
 			}
 			sawMeta = true
 		} else {

@@ -47,7 +47,8 @@ func (d *Dict) Get(key string) (any, bool) {
 }
 
 func (d *Dict) set(k, v any) error {
-	h, err := hashKey(k, 0)
+	budget := maxKeyItems
+	h, err := hashKey(k, &budget)
 	if err != nil {
 		return err
 	}
@@ -86,9 +87,19 @@ type tupleKey string
 type bytesKey string
 type noneKey struct{}
 
+// maxKeyItems bounds the values in one dict key, nested tuples included:
+// hashing costs the key's size at every insertion, and state_dicts use
+// strings (optimizers small ints), so a pickle of a few megabytes cannot
+// make a dict cost minutes.
+const maxKeyItems = 256
+
 // hashKey maps a dict key to a comparable Go value; unhashable keys (lists,
-// dicts, objects) and tuples nested deeper than a few levels are refused.
-func hashKey(k any, depth int) (any, error) {
+// dicts, objects) and tuple keys of more than maxKeyItems values in all are
+// refused. budget counts the values left.
+func hashKey(k any, budget *int) (any, error) {
+	if *budget--; *budget < 0 {
+		return nil, errors.New("dict key: a tuple of too many values")
+	}
 	switch v := k.(type) {
 	case nil:
 		return noneKey{}, nil
@@ -101,12 +112,9 @@ func hashKey(k any, depth int) (any, error) {
 	case *Storage, *Tensor:
 		return v, nil
 	case Tuple:
-		if depth > 8 {
-			return nil, errors.New("dict key: tuple nested too deeply")
-		}
 		var b strings.Builder
 		for _, e := range v {
-			h, err := hashKey(e, depth+1)
+			h, err := hashKey(e, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -369,9 +377,17 @@ func makeInt(b []byte) any {
 	return n
 }
 
+// maxIntBytes bounds the integers the machine builds (1 KiB: 2466 decimal
+// digits; torch.save's largest is the legacy magic number, 10 bytes):
+// converting huge integers between bases costs more than linear time.
+const maxIntBytes = 1024
+
 func parseInt(s string) (any, error) {
 	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return v, nil
+	}
+	if len(s) > 2*maxIntBytes {
+		return nil, fmt.Errorf("an integer of %d digits", len(s))
 	}
 	n, ok := new(big.Int).SetString(s, 10)
 	if !ok {
@@ -459,6 +475,9 @@ func (m *machine) step(op byte) (done bool, err error) {
 		}
 		if err != nil {
 			return false, err
+		}
+		if n > maxIntBytes {
+			return false, fmt.Errorf("an integer of %d bytes", n)
 		}
 		b, err := m.take(n)
 		if err != nil {
