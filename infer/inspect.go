@@ -66,7 +66,7 @@ func InspectFile(path string) (ModelInfo, error) {
 // declares. Dynamic dimensions are -1. It fails on anything that is not a
 // well-formed ModelProto with a graph.
 func Inspect(r io.ReaderAt, size int64) (ModelInfo, error) {
-	p := pbReader{r: r}
+	p := &pbReader{r: r, size: size}
 	var mi ModelInfo
 	var graph *span
 	err := p.fields(span{0, size}, 0, func(f field) error {
@@ -155,7 +155,7 @@ func Inspect(r io.ReaderAt, size int64) (ModelInfo, error) {
 
 // valueInfo reads a ValueInfoProto: name and, for a tensor, its element
 // type and shape.
-func (p pbReader) valueInfo(s span) (TensorInfo, error) {
+func (p *pbReader) valueInfo(s span) (TensorInfo, error) {
 	var ti TensorInfo
 	return ti, p.fields(s, 2, func(f field) error {
 		switch {
@@ -218,29 +218,62 @@ type field struct {
 	val span
 }
 
-// pbReader walks protobuf messages in an io.ReaderAt.
-type pbReader struct{ r io.ReaderAt }
+// pbReader walks protobuf messages in an io.ReaderAt, through a window of
+// the file it reads ahead (so that a walk over many small fields costs one
+// read per window, not one per field).
+type pbReader struct {
+	r      io.ReaderAt
+	size   int64
+	win    []byte
+	winOff int64
+}
+
+const windowBytes = 64 << 10
+
+// at returns up to n bytes from off (fewer at the end of the file).
+func (p *pbReader) at(off int64, n int) ([]byte, error) {
+	if off < p.winOff || off+int64(n) > p.winOff+int64(len(p.win)) {
+		if p.win == nil {
+			p.win = make([]byte, windowBytes)
+		}
+		k := min(int64(windowBytes), p.size-off)
+		if k <= 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		p.win = p.win[:k]
+		if got, err := p.r.ReadAt(p.win, off); int64(got) < k {
+			p.win = p.win[:0]
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		p.winOff = off
+	}
+	i := off - p.winOff
+	return p.win[i:min(i+int64(n), int64(len(p.win)))], nil
+}
 
 // fields calls fn for each field of the message in s. Lengths are checked
 // against the enclosing span before anything is read from them.
-func (p pbReader) fields(s span, depth int, fn func(field) error) error {
+func (p *pbReader) fields(s span, depth int, fn func(field) error) error {
 	if depth > maxDepthPB {
 		return errors.New("messages nested too deeply")
 	}
 	off, end := s.off, s.off+s.n
-	var buf [binaryVarintMax]byte
 	varint := func() (uint64, error) {
-		k := min(int64(len(buf)), end-off)
+		k := min(int64(binaryVarintMax), end-off)
 		if k <= 0 {
 			return 0, io.ErrUnexpectedEOF
 		}
-		if n, err := p.r.ReadAt(buf[:k], off); int64(n) < k {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		b, err := p.at(off, int(k))
+		if err != nil {
 			return 0, err
 		}
-		v, n := protowire.ConsumeVarint(buf[:k])
+		if int64(len(b)) < k {
+			return 0, io.ErrUnexpectedEOF
+		}
+		v, n := protowire.ConsumeVarint(b)
 		if n < 0 {
 			return 0, protowire.ParseError(n)
 		}
@@ -294,13 +327,16 @@ func (p pbReader) fields(s span, depth int, fn func(field) error) error {
 const binaryVarintMax = 10
 
 // str reads a string field of at most maxNameLen bytes.
-func (p pbReader) str(s span) (string, error) {
+func (p *pbReader) str(s span) (string, error) {
 	if s.n > maxNameLen {
 		return "", fmt.Errorf("a name of %d bytes", s.n)
 	}
-	b := make([]byte, s.n)
-	if n, err := p.r.ReadAt(b, s.off); int64(n) < s.n {
+	b, err := p.at(s.off, int(s.n))
+	if err != nil {
 		return "", fmt.Errorf("name: %w", err)
+	}
+	if int64(len(b)) < s.n {
+		return "", fmt.Errorf("name: %w", io.ErrUnexpectedEOF)
 	}
 	return string(b), nil
 }
