@@ -1,8 +1,10 @@
 package infer
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -13,8 +15,12 @@ const (
 	// KindEncoder maps images to pooled features [N,C] (encoder.onnx,
 	// output "features").
 	KindEncoder Kind = "encoder"
-	// KindUNet maps images to masks [N,K,H,W] (unet.onnx, output "mask").
+	// KindUNet maps images to masks [N,K,H,W] (unet.onnx, output "mask";
+	// also a fine-tuned segmenter.onnx).
 	KindUNet Kind = "unet"
+	// KindClassifier maps images to class probabilities [N,C]
+	// (classifier.onnx, output "probabilities").
+	KindClassifier Kind = "classifier"
 )
 
 // Model is an exported dira model opened for batched runs over images:
@@ -25,13 +31,21 @@ type Model struct {
 	Kind          Kind
 	Input, Output string
 	Height, Width int
-	// Channels is C of the features or K of the mask.
+	// Channels is C of the features or probabilities, or K of the mask.
 	Channels int
 	// FixedBatch is N when the model takes batches of exactly N images
 	// (its input's first dimension is a number, not a name); 0 when any
 	// batch size goes. Run then runs batches of FixedBatch and pads the
 	// last one.
 	FixedBatch int
+	// Labels names a classifier's outputs (its "labels" metadata), in
+	// order; "class_<i>" when the model does not say.
+	Labels []string
+	// ResizeSize and ResizeShorter are a classifier's evaluation transform
+	// (its "eval_resize" metadata): resize, then center crop Height x
+	// Width. 0: resize to the input size directly.
+	ResizeSize    int
+	ResizeShorter bool
 }
 
 // Bounds on the models OpenModel accepts, checked on what the file declares
@@ -63,6 +77,12 @@ func OpenModel(path string, opts SessionOptions) (*Model, error) {
 	}
 	if m.Session, err = newSession(path, mi, opts); err != nil {
 		return nil, err
+	}
+	if m.Kind == KindClassifier {
+		if err := m.classifierMetadata(); err != nil {
+			m.Session.Close()
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -100,7 +120,9 @@ func describe(path string, mi ModelInfo) (*Model, error) {
 		return TensorInfo{}, false
 	}
 	var o TensorInfo
-	if f, ok := pick("features"); ok && len(f.Shape) == 2 && f.Float {
+	if p, ok := pick("probabilities"); ok && p.Name == "probabilities" && len(p.Shape) == 2 && p.Float {
+		o, m.Kind = p, KindClassifier
+	} else if f, ok := pick("features"); ok && len(f.Shape) == 2 && f.Float {
 		o, m.Kind = f, KindEncoder
 	} else if k, ok := pick("mask"); ok && len(k.Shape) == 4 && k.Float {
 		o, m.Kind = k, KindUNet
@@ -109,10 +131,13 @@ func describe(path string, mi ModelInfo) (*Model, error) {
 		for _, o := range outs {
 			got = append(got, shapeString(o))
 		}
-		return nil, fmt.Errorf("infer: model %s: outputs %s; want \"features\" float32 [N,C] (encoder) or \"mask\" float32 [N,K,H,W] (U-Net)",
+		return nil, fmt.Errorf("infer: model %s: outputs %s; want \"features\" float32 [N,C] (encoder), \"probabilities\" float32 [N,C] (classifier) or \"mask\" float32 [N,K,H,W] (U-Net)",
 			path, strings.Join(got, ", "))
 	}
 	m.Output, m.Channels = o.Name, int(o.Shape[1])
+	if m.Kind == KindClassifier && (m.Channels < 1 || m.Channels > maxClasses) {
+		return nil, fmt.Errorf("infer: model %s: output %s, want a fixed class count from 1 to %d", path, shapeString(o), maxClasses)
+	}
 	per := int64(1)
 	for _, d := range o.Shape[1:] {
 		if d > 0 && per <= MaxOutputValues {
@@ -124,6 +149,10 @@ func describe(path string, mi ModelInfo) (*Model, error) {
 	}
 	return m, nil
 }
+
+// maxClasses bounds a classifier's class count (each gets a label and a
+// column of predictions.csv).
+const maxClasses = 1 << 16
 
 // shapeString renders "name float32 [N,3,224,224]" with N for dynamic dims.
 func shapeString(t TensorInfo) string {
@@ -143,4 +172,33 @@ func shapeString(t TensorInfo) string {
 		typ = "non-float32"
 	}
 	return fmt.Sprintf("%q %s [%s]", t.Name, typ, strings.Join(dims, ","))
+}
+
+// classifierMetadata reads a classifier's label names and evaluation
+// transform from its metadata (written by export.WriteClassifier).
+func (m *Model) classifierMetadata() error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	if l := meta["labels"]; l != "" {
+		if err := json.Unmarshal([]byte(l), &m.Labels); err != nil {
+			return fmt.Errorf("infer: model %s: labels metadata %q: %w", m.path, l, err)
+		}
+	}
+	if len(m.Labels) != m.Channels {
+		m.Labels = make([]string, m.Channels)
+		for i := range m.Labels {
+			m.Labels[i] = fmt.Sprintf("class_%d", i)
+		}
+	}
+	if r := meta["eval_resize"]; r != "" {
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 0 || n > 1<<15 {
+			return fmt.Errorf("infer: model %s: eval_resize metadata %q is not a size", m.path, r)
+		}
+		m.ResizeSize = n
+	}
+	m.ResizeShorter = meta["eval_resize_shorter"] == "true"
+	return nil
 }

@@ -164,6 +164,15 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 			return sum, fmt.Errorf("infer: model %s: output %q has shape %v for a batch of %d", m.path, m.Output, y.Shape, n)
 		}
 		switch m.Kind {
+		case KindClassifier:
+			c := int(y.Shape[1])
+			for i, it := range b.items {
+				row := []string{strconv.Itoa(len(rows)), it.in.Name}
+				for _, p := range y.Data[i*c : (i+1)*c] {
+					row = append(row, strconv.FormatFloat(float64(p), 'g', -1, 32))
+				}
+				rows = append(rows, row)
+			}
 		case KindEncoder:
 			features = append(features, y.Data[:int64(len(b.items))*(int64(len(y.Data))/n)]...)
 			for _, it := range b.items {
@@ -190,7 +199,10 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 	}
 
 	header := []string{"row", "file"}
-	if m.Kind == KindEncoder {
+	index := "index.csv"
+	if m.Kind == KindClassifier {
+		header, index = append([]string{"row", "file"}, m.Labels...), "predictions.csv"
+	} else if m.Kind == KindEncoder {
 		c := len(features) / sum.Images
 		p := filepath.Join(out, "features.npy")
 		if err := atomicfile.Write(p, 0o644, func(w io.Writer) error {
@@ -199,10 +211,10 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 			return sum, fmt.Errorf("infer: %w", err)
 		}
 		sum.Written = append(sum.Written, p)
-	} else {
+	} else if m.Kind == KindUNet {
 		header = append(header, "mask")
 	}
-	p := filepath.Join(out, "index.csv")
+	p := filepath.Join(out, index)
 	if err := atomicfile.Write(p, 0o644, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		cw.Write(header)
@@ -272,7 +284,7 @@ func (m *Model) prepare(ctx context.Context, inputs []Input, opts RunOptions) <-
 						if opts.Overlay {
 							items[i].img = img
 						}
-						copy(x[i*plane:(i+1)*plane], Preprocess(img, m.Height, m.Width))
+						copy(x[i*plane:(i+1)*plane], m.preprocess(img))
 					}
 				}()
 			}

@@ -274,6 +274,30 @@ func (s *Session) Run(inputs map[string]Tensor) (map[string]Tensor, error) {
 	return res, nil
 }
 
+// Metadata is the model's custom metadata (ONNX metadata_props).
+func (s *Session) Metadata() (map[string]string, error) {
+	md, err := s.s.GetModelMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("infer: model %s: metadata: %w", s.path, err)
+	}
+	defer md.Destroy()
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return nil, fmt.Errorf("infer: model %s: metadata: %w", s.path, err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		v, ok, err := md.LookupCustomMetadataMap(k)
+		if err != nil {
+			return nil, fmt.Errorf("infer: model %s: metadata %s: %w", s.path, k, err)
+		}
+		if ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
 // Close releases the session; later Runs fail.
 func (s *Session) Close() error {
 	if s.s == nil {

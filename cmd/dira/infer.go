@@ -88,7 +88,7 @@ the CPU; --device cuda does the same but says it is a fallback, and with
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&modelPath, "model", "", "exported ONNX model (encoder.onnx or unet.onnx)")
+	f.StringVar(&modelPath, "model", "", "exported ONNX model: encoder.onnx (features.npy), unet.onnx or segmenter.onnx (mask PNGs), classifier.onnx (predictions.csv)")
 	f.StringVar(&input, "input", "", "folder of images, list file, or one image")
 	f.StringVar(&root, "root", "", "folder a list file's names are relative to (default: the list's folder)")
 	f.StringVar(&out, "out", "", "output folder")
