@@ -127,6 +127,18 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 	if err != nil {
 		return sum, err
 	}
+	// A model with a fixed batch size takes batches of exactly that many
+	// images: run those, and pad the last one with zero images (their
+	// outputs are dropped).
+	if m.FixedBatch > 0 && opts.Batch != m.FixedBatch {
+		fmt.Fprintf(log, "infer: model %s takes batches of exactly %d images: running batches of %d (the last one padded), not %d\n",
+			m.path, m.FixedBatch, m.FixedBatch, opts.Batch)
+		opts.Batch = m.FixedBatch
+	}
+	if need := int64(opts.Batch) * 3 * int64(m.Height) * int64(m.Width) * 4; need > MaxBatchBytes {
+		return sum, fmt.Errorf("infer: a batch of %d images of 3x%dx%d needs %d MiB of input, more than %d MiB: lower the batch size",
+			opts.Batch, m.Height, m.Width, need>>20, int64(MaxBatchBytes)>>20)
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return sum, fmt.Errorf("infer: %w", err)
 	}
@@ -155,9 +167,14 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 			continue
 		}
 		n := int64(len(b.items))
-		res, err := m.Session.Run(map[string]Tensor{m.Input: {Shape: []int64{n, 3, int64(m.Height), int64(m.Width)}, Data: b.x}})
+		x := b.x
+		if m.FixedBatch > 0 && n < int64(m.FixedBatch) {
+			n = int64(m.FixedBatch)
+			x = append(x, make([]float32, (m.FixedBatch-len(b.items))*3*m.Height*m.Width)...)
+		}
+		res, err := m.Session.Run(map[string]Tensor{m.Input: {Shape: []int64{n, 3, int64(m.Height), int64(m.Width)}, Data: x}})
 		if err != nil {
-			return sum, fmt.Errorf("infer: batch of %d starting with %s: %w", n, b.items[0].in.Path, err)
+			return sum, fmt.Errorf("infer: batch of %d starting with %s: %w", len(b.items), b.items[0].in.Path, err)
 		}
 		y := res[m.Output]
 		if got := int64(len(y.Data)); len(y.Shape) == 0 || y.Shape[0] != n || got%n != 0 {
@@ -174,7 +191,7 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 				rows = append(rows, row)
 			}
 		case KindEncoder:
-			features = append(features, y.Data...)
+			features = append(features, y.Data[:int64(len(b.items))*(int64(len(y.Data))/n)]...)
 			for _, it := range b.items {
 				rows = append(rows, []string{strconv.Itoa(len(rows)), it.in.Name})
 			}

@@ -103,6 +103,7 @@ func TestOpenModel(t *testing.T) {
 		{"rank2_input", "testdata/tiny.onnx", `input "x" float32 [N,3], want float32 [N,3,H,W]`},
 		{"gray_input", "testdata/gray32.onnx", "[N,1,32,32], want float32 [N,3,H,W] with fixed H and W"},
 		{"dynamic_size", "testdata/anysize.onnx", "[N,3,?,?], want"},
+		{"huge_input", "testdata/huge.onnx", `input "image" float32 [N,3,100000,100000] is 10000000000 pixels per image, more than the 67108864`},
 		{"not_onnx", garbage, "read model"},
 		{"missing", "testdata/nope.onnx", "no such file"},
 	} {

@@ -104,6 +104,7 @@ type Session struct {
 }
 
 // NewSession opens the ONNX model at path on the device opts asks for.
+// Its inputs and outputs are read by Inspect before ONNX Runtime loads it.
 // Every error names the file.
 func NewSession(path string, opts SessionOptions) (*Session, error) {
 	switch opts.Device {
@@ -117,18 +118,25 @@ func NewSession(path string, opts SessionOptions) (*Session, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("infer: open %s: %w", path, err)
 	}
-	ins, outs, err := ort.GetInputOutputInfo(path)
+	mi, err := InspectFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("infer: read model %s: %w", path, err)
+		return nil, err
 	}
+	return newSession(path, mi, opts)
+}
+
+// newSession opens the model at path, whose inputs and outputs Inspect
+// read, in ONNX Runtime.
+func newSession(path string, mi ModelInfo, opts SessionOptions) (*Session, error) {
+	var err error
 	s := &Session{path: path, device: DeviceCPU}
-	for _, i := range ins {
+	for _, i := range mi.Inputs {
 		s.inputs = append(s.inputs, i.Name)
-		s.inInfo = append(s.inInfo, info(i))
+		s.inInfo = append(s.inInfo, i)
 	}
-	for _, o := range outs {
+	for _, o := range mi.Outputs {
 		s.outputs = append(s.outputs, o.Name)
-		s.outInfo = append(s.outInfo, info(o))
+		s.outInfo = append(s.outInfo, o)
 	}
 	if opts.Device == DeviceCUDA || opts.Device == DeviceAuto {
 		var why error
@@ -219,14 +227,6 @@ func ortMessage(err error) string {
 		return rest
 	}
 	return msg
-}
-
-func info(i ort.InputOutputInfo) TensorInfo {
-	return TensorInfo{
-		Name:  i.Name,
-		Shape: slices.Clone([]int64(i.Dimensions)),
-		Float: i.OrtValueType == ort.ONNXTypeTensor && i.DataType == ort.TensorElementDataTypeFloat,
-	}
 }
 
 // Path is the model file.
