@@ -35,14 +35,14 @@ var (
 	// ErrReadTimeout reports an image file whose read did not finish
 	// within ReadTimeout.
 	ErrReadTimeout = errors.New("read timed out")
-	// ErrTooLarge reports an image file over MaxFileSize.
-	ErrTooLarge = errors.New("file too large")
+	// ErrFileTooLarge reports an image file over MaxFileSize.
+	ErrFileTooLarge = errors.New("file too large")
 )
 
 // ReadFile returns the content of the regular file at path, read within
 // ReadTimeout. Errors are *fs.PathError values naming path; a non-regular
 // file wraps ErrNotRegular, a read past the deadline ErrReadTimeout, a file
-// over MaxFileSize ErrTooLarge.
+// over MaxFileSize ErrFileTooLarge.
 func ReadFile(path string) ([]byte, error) { return readFile(path, ReadTimeout, MaxFileSize) }
 
 func readFile(path string, timeout time.Duration, limit int64) ([]byte, error) {
@@ -71,7 +71,7 @@ func readFile(path string, timeout time.Duration, limit int64) ([]byte, error) {
 	}
 	if fi.Size() > limit {
 		f.Close()
-		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, fi.Size(), limit)}
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("%w (%d bytes, limit %d)", ErrFileTooLarge, fi.Size(), limit)}
 	}
 	return readAll(f, path, fi.Size(), limit, timeout)
 }
@@ -124,7 +124,7 @@ func readAll(f *os.File, path string, size, limit int64, timeout time.Duration) 
 				return
 			}
 			if int64(len(buf)) > limit {
-				done <- result{nil, fmt.Errorf("%w (grew past %d bytes while read)", ErrTooLarge, limit)}
+				done <- result{nil, fmt.Errorf("%w (grew past %d bytes while read)", ErrFileTooLarge, limit)}
 				return
 			}
 			if len(buf) == cap(buf) {

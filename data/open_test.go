@@ -78,8 +78,8 @@ func TestReadDeadline(t *testing.T) {
 func TestReadFileLimit(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "big.png")
 	os.WriteFile(p, []byte("0123456789A"), 0o644)
-	if _, err := readFile(p, time.Minute, 10); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), p) {
-		t.Errorf("11 bytes, limit 10: %v, want ErrTooLarge naming the file", err)
+	if _, err := readFile(p, time.Minute, 10); !errors.Is(err, ErrFileTooLarge) || !strings.Contains(err.Error(), p) {
+		t.Errorf("11 bytes, limit 10: %v, want ErrFileTooLarge naming the file", err)
 	}
 	b, err := readFile(p, time.Minute, 11)
 	if err != nil || string(b) != "0123456789A" {
