@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"dira/data"
 	"dira/internal/atomicfile"
+	"dira/internal/bounded"
 	"dira/internal/npy"
 	"dira/statedict"
 )
@@ -140,44 +142,165 @@ type File struct {
 // ErrNotCheckpoint marks a file that is not a readable dira checkpoint.
 var ErrNotCheckpoint = errors.New("not a dira checkpoint")
 
-// Read reads a checkpoint file; a missing, truncated or foreign file gives an
-// error that names it.
-func Read(path string) (*File, error) {
-	zr, err := zip.OpenReader(path)
+// Caps on what Read allocates for one checkpoint, whatever the file
+// declares. The largest tensor of the official configuration is the MoCo
+// queue, 128 x 65536 float32 values (32 MiB); a ResNet-50 run's checkpoint
+// with optimiser state holds well under 1 GiB.
+const (
+	DefaultMaxTensorBytes = 256 << 20
+	DefaultMaxTotalBytes  = 4 << 30
+	// maxMetaBytes bounds meta.json (a resolved config is a few kilobytes).
+	maxMetaBytes = 16 << 20
+)
+
+// Limits bounds what ReadWith allocates. Zero fields take the defaults.
+type Limits struct {
+	MaxTensorBytes int64 // one tensor's data
+	MaxTotalBytes  int64 // all tensors' data together
+	// Expect, when set, is asked about each tensor (full name with its group
+	// prefix, shape, dtype) before its data is read; an error refuses the
+	// file. A caller that knows the networks it loads into (model.Params
+	// ShapeOf) refuses foreign or oversized tensors here, before they cost
+	// memory.
+	Expect func(name string, shape []int64, dtype statedict.DType) error
+}
+
+// Read reads a checkpoint file with the default limits; see ReadWith.
+func Read(path string) (*File, error) { return ReadWith(path, Limits{}) }
+
+// ReadWith reads a checkpoint file; a missing, truncated, foreign or
+// oversized file gives an error that names it (and the tensor). Every size
+// the file declares is checked before anything is allocated from it: each
+// zip entry against what its compressed bytes can hold, each tensor's npy
+// header against its entry's size, against lim and against lim.Expect.
+func ReadWith(path string, lim Limits) (*File, error) {
+	// Stat before opening: opening a FIFO would wait for a writer.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("checkpoint %s: %w (not a regular file)", path, ErrNotCheckpoint)
+	}
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w (%w)", path, ErrNotCheckpoint, err)
 	}
-	defer zr.Close()
-	c := &File{Path: path}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return ReadFrom(fh, st.Size(), path, lim)
+}
+
+// ReadFrom reads a checkpoint of size bytes from r; name (the file's path)
+// prefixes every error. See ReadWith.
+func ReadFrom(r io.ReaderAt, size int64, name string, lim Limits) (*File, error) {
+	if lim.MaxTensorBytes <= 0 {
+		lim.MaxTensorBytes = DefaultMaxTensorBytes
+	}
+	if lim.MaxTotalBytes <= 0 {
+		lim.MaxTotalBytes = DefaultMaxTotalBytes
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w (%w)", name, ErrNotCheckpoint, err)
+	}
+	c := &File{Path: name}
 	sawMeta := false
+	seen := map[string]bool{}
+	var total int64
 	for _, f := range zr.File {
+		isMeta := f.Name == "meta.json"
+		isTensor := strings.HasPrefix(f.Name, "tensors/") && strings.HasSuffix(f.Name, ".npy")
+		if !isMeta && !isTensor {
+			continue
+		}
+		n, err := bounded.Entry(f, size)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", name, err)
+		}
 		rc, err := f.Open()
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %s: %w", path, f.Name, err)
+			return nil, fmt.Errorf("checkpoint %s: %s: %w", name, f.Name, err)
 		}
-		switch {
-		case f.Name == "meta.json":
-			err = json.NewDecoder(rc).Decode(&c.Meta)
-			sawMeta = true
-		case strings.HasPrefix(f.Name, "tensors/") && strings.HasSuffix(f.Name, ".npy"):
-			var a npy.Array
-			a, err = npy.Read(rc)
-			if err == nil {
-				name := strings.TrimSuffix(strings.TrimPrefix(f.Name, "tensors/"), ".npy")
-				var t statedict.Tensor
-				t, err = fromNPY(name, a)
-				c.Tensors = append(c.Tensors, t)
+		if isMeta {
+			if sawMeta {
+				err = errors.New("a second meta.json")
+			} else if n > maxMetaBytes {
+				err = fmt.Errorf("%d bytes (at most %d are read)", n, maxMetaBytes)
+			} else {
+				var b []byte
+				if b, err = io.ReadAll(io.LimitReader(rc, n)); err == nil {
+					err = json.Unmarshal(b, &c.Meta)
+				}
 			}
+			sawMeta = true
+		} else {
+			tname := strings.TrimSuffix(strings.TrimPrefix(f.Name, "tensors/"), ".npy")
+			var t statedict.Tensor
+			t, err = readTensor(rc, n, tname, lim, &total)
+			if err == nil && seen[tname] {
+				err = errors.New("a second tensor of this name")
+			}
+			seen[tname] = true
+			c.Tensors = append(c.Tensors, t)
+		}
+		if err == nil {
+			err = bounded.End(rc)
 		}
 		rc.Close()
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: %s: %w", path, f.Name, err)
+			return nil, fmt.Errorf("checkpoint %s: %s: %w", name, f.Name, truncated(err))
 		}
 	}
 	if !sawMeta || c.Meta.Format != Format {
-		return nil, fmt.Errorf("checkpoint %s: %w (format %q)", path, ErrNotCheckpoint, c.Meta.Format)
+		return nil, fmt.Errorf("checkpoint %s: %w (format %q)", name, ErrNotCheckpoint, c.Meta.Format)
 	}
 	return c, nil
+}
+
+// readTensor reads one tensors/<name>.npy entry of n bytes, checking its
+// header against n, the limits and lim.Expect before reading the data.
+func readTensor(r io.Reader, n int64, name string, lim Limits, total *int64) (statedict.Tensor, error) {
+	h, err := npy.ReadHeader(r)
+	if err != nil {
+		return statedict.Tensor{}, err
+	}
+	if err := h.Fits(n); err != nil {
+		return statedict.Tensor{}, err
+	}
+	var dtype statedict.DType
+	switch h.Descr {
+	case "<f4":
+		dtype = statedict.Float32
+	case "<i8":
+		dtype = statedict.Int64
+	default:
+		return statedict.Tensor{}, fmt.Errorf("dtype %s: a checkpoint holds float32 and int64 tensors", h.Descr)
+	}
+	nbytes, _ := h.DataBytes() // Fits checked it
+	if nbytes > lim.MaxTensorBytes {
+		return statedict.Tensor{}, fmt.Errorf("shape %v of %s is %d bytes, more than the %d a checkpoint tensor may have", h.Shape, h.Descr, nbytes, lim.MaxTensorBytes)
+	}
+	if *total += nbytes; *total > lim.MaxTotalBytes {
+		return statedict.Tensor{}, fmt.Errorf("the tensors so far need %d bytes, more than the %d a checkpoint may hold", *total, lim.MaxTotalBytes)
+	}
+	if lim.Expect != nil {
+		if err := lim.Expect(name, bounded.Ints(h.Shape), dtype); err != nil {
+			return statedict.Tensor{}, err
+		}
+	}
+	a, err := npy.ReadData(r, h, true)
+	if err != nil {
+		return statedict.Tensor{}, err
+	}
+	return fromNPY(name, a)
+}
+
+// truncated says so when a read stopped short.
+func truncated(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "truncated") {
+		return fmt.Errorf("truncated: %w", err)
+	}
+	return err
 }
 
 func fromNPY(name string, a npy.Array) (statedict.Tensor, error) {

@@ -46,6 +46,8 @@ type Config struct {
 	Prefetch int `yaml:"prefetch" mapstructure:"prefetch"`
 	// What to do with an image that cannot be read: skip (count it, fill the batch with the next good image) or fail (stop with an error naming the file).
 	BadImages string `yaml:"bad_images" mapstructure:"bad_images"`
+	// Largest fraction (0 to 1) of an epoch's images that bad_images: skip may leave out; one more stops the run with an error saying how many were skipped (1 = no limit).
+	MaxSkippedFraction float64 `yaml:"max_skipped_fraction" mapstructure:"max_skipped_fraction"`
 	// Restoration is not a config key: the training stage sets it from its
 	// kind (true for warmup and adversarial, modes dir/dira: distorted views
 	// plus the restoration target; false for moco, mode di: two undistorted
@@ -115,12 +117,15 @@ func DefaultConfig() Config {
 			Size:       256,
 			Seed:       1,
 		},
-		ImageSize:   224,
-		Workers:     4,
-		Prefetch:    2,
-		BadImages:   BadImagesSkip,
-		Restoration: true,
-		Augment:     DefaultAugment(),
+		ImageSize: 224,
+		Workers:   4,
+		Prefetch:  2,
+		BadImages: BadImagesSkip,
+		// A few corrupt files in a large set are normal; a tenth of the set
+		// means the wrong folder, a broken mount or a wrong list.
+		MaxSkippedFraction: 0.1,
+		Restoration:        true,
+		Augment:            DefaultAugment(),
 	}
 }
 
@@ -165,6 +170,7 @@ func (Config) FieldDocs() map[string]string {
 		"workers":                     "Goroutines decoding and augmenting ahead of training (count); results do not depend on it.",
 		"prefetch":                    "Finished batches queued ahead of the training step (count); bounds the loader's memory.",
 		"bad_images":                  "What to do with an image that cannot be read: skip (count it, fill the batch with the next good image) or fail (stop with an error naming the file).",
+		"max_skipped_fraction":        "Largest fraction (0 to 1) of an epoch's images that bad_images: skip may leave out; one more stops the run with an error saying how many were skipped (1 = no limit).",
 		"augment":                     "View augmentation and restoration distortion (DiRA spec 3.1, 3.2).",
 		"augment.crop_scale":          "RandomResizedCrop area range as a fraction of the image area ([min, max]).",
 		"augment.crop_ratio":          "RandomResizedCrop aspect-ratio range, width/height ([min, max]; drawn log-uniformly).",
@@ -246,6 +252,9 @@ func (c Config) Validate(path string) []error {
 	}
 	if c.BadImages != BadImagesSkip && c.BadImages != BadImagesFail {
 		bad("bad_images", "must be skip or fail, got %q", c.BadImages)
+	}
+	if !(c.MaxSkippedFraction >= 0 && c.MaxSkippedFraction <= 1) {
+		bad("max_skipped_fraction", "must be in [0, 1], got %v", c.MaxSkippedFraction)
 	}
 	for _, e := range c.Augment.validate() {
 		bad("augment."+e.key, "%s", e.msg)

@@ -2,13 +2,13 @@ package data
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
-	"os"
 )
 
 // ErrFormat reports a file that is neither PNG nor JPEG.
@@ -19,9 +19,10 @@ var (
 	jpegMagic = []byte{0xff, 0xd8, 0xff}
 )
 
-// DecodeFile reads and decodes the PNG or JPEG file at path; see Decode.
+// DecodeFile reads the PNG or JPEG file at path (a regular file, within
+// ReadTimeout: see ReadFile) and decodes it; see Decode.
 func DecodeFile(path string) (*Image, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("data: read image: %w", err) // *PathError names the path
 	}
@@ -55,13 +56,13 @@ func Decode(b []byte, name string) (*Image, error) {
 		if m, ferr := decodePNGFast(b); ferr == nil {
 			return m, nil
 		}
-		if c, cerr := png.DecodeConfig(bytes.NewReader(b)); cerr == nil && (c.Width > maxPixels/max(c.Height, 1)) {
-			return nil, fmt.Errorf("data: decode %s: image too large (%dx%d, limit %d pixels)", name, c.Width, c.Height, maxPixels)
+		if err := checkPNGSize(b); err != nil {
+			return nil, fmt.Errorf("data: decode %s: %w", name, err)
 		}
 		img, err = png.Decode(bytes.NewReader(b))
 	case bytes.HasPrefix(b, jpegMagic):
-		if c, cerr := jpeg.DecodeConfig(bytes.NewReader(b)); cerr == nil && (c.Width > maxPixels/max(c.Height, 1)) {
-			return nil, fmt.Errorf("data: decode %s: image too large (%dx%d, limit %d pixels)", name, c.Width, c.Height, maxPixels)
+		if err := checkJPEGSize(b); err != nil {
+			return nil, fmt.Errorf("data: decode %s: %w", name, err)
 		}
 		img, err = jpeg.Decode(bytes.NewReader(b))
 	case len(b) == 0:
@@ -168,4 +169,157 @@ func fromRGBA16(pix []uint8, stride, w, h int) *Image {
 		}
 	}
 	return out
+}
+
+// ErrTooLarge reports an image whose header declares more pixels, or more
+// decoder memory, than the decoders allow (maxPixels, maxDecodedBytes).
+var ErrTooLarge = errors.New("image too large")
+
+// sizeCheck refuses w x h images over maxPixels, or whose decoder needs
+// more than maxDecodedBytes at bpp bytes per pixel.
+func sizeCheck(w, h int64, bpp int64, what string) error {
+	if w <= 0 || h <= 0 {
+		return nil // the decoder refuses it in its own words
+	}
+	if w > maxPixels/h {
+		return fmt.Errorf("%w (%dx%d, limit %d pixels)", ErrTooLarge, w, h, maxPixels)
+	}
+	if n := w * h * bpp; n > maxDecodedBytes {
+		return fmt.Errorf("%w (%dx%d %s needs %d MiB to decode, limit %d MiB)", ErrTooLarge, w, h, what, n>>20, maxDecodedBytes>>20)
+	}
+	return nil
+}
+
+// checkPNGSize reads a PNG's IHDR (and whether a tRNS chunk precedes the
+// image data) and refuses, before image/png allocates, an image whose
+// pixel buffers would exceed the limits: image/png keeps 1 byte per pixel
+// for gray and palette images, 2 for 16-bit gray, 4 for 8-bit colour or
+// alpha (and for gray with tRNS), 8 for 16-bit colour or alpha, and twice
+// that for interlaced images (the passes and the whole).
+func checkPNGSize(b []byte) error {
+	p := b[len(pngMagic):]
+	if len(p) < 8+13 || string(p[4:8]) != "IHDR" || binary.BigEndian.Uint32(p) != 13 {
+		return nil // not IHDR first: image/png refuses it
+	}
+	ihdr := p[8:21]
+	w, h := int64(binary.BigEndian.Uint32(ihdr)), int64(binary.BigEndian.Uint32(ihdr[4:]))
+	depth, ctype, interlaced := ihdr[8], ihdr[9], ihdr[12] == 1
+	trns := false
+	for q := p; len(q) >= 12; {
+		n := int64(binary.BigEndian.Uint32(q))
+		typ := string(q[4:8])
+		if typ == "IDAT" || typ == "IEND" || n > int64(len(q))-12 {
+			break
+		}
+		trns = trns || typ == "tRNS"
+		q = q[12+n:]
+	}
+	var bpp int64
+	switch {
+	case ctype == pngPalette:
+		bpp = 1
+	case ctype == pngGray && depth == 16:
+		bpp = 2
+		if trns {
+			bpp = 8
+		}
+	case ctype == pngGray:
+		bpp = 1
+		if trns {
+			bpp = 4
+		}
+	case depth == 16:
+		bpp = 8
+	default:
+		bpp = 4
+	}
+	what := fmt.Sprintf("%d-bit PNG of colour type %d", depth, ctype)
+	if interlaced {
+		bpp *= 2
+		what = "interlaced " + what
+	}
+	return sizeCheck(w, h, bpp, what)
+}
+
+// checkJPEGSize reads a JPEG's frame header and refuses, before image/jpeg
+// allocates, an image whose buffers would exceed the limits: image/jpeg
+// keeps a byte per component per pixel, and a progressive JPEG also 4
+// bytes per component per pixel of coefficients.
+func checkJPEGSize(b []byte) error {
+	w, h, comps, progressive, ok := jpegFrame(b)
+	if !ok {
+		return nil // no frame header found: image/jpeg refuses it
+	}
+	bpp, what := comps, fmt.Sprintf("JPEG with %d components", comps)
+	if progressive {
+		bpp += 4 * comps
+		what = "progressive " + what
+	}
+	return sizeCheck(w, h, bpp, what)
+}
+
+// jpegFrame finds the frame header image/jpeg will use and returns the
+// frame's size, component count and whether it is progressive. It walks the
+// markers as image/jpeg does, with its leniency (bytes between segments
+// skipped, "\xff\x00" and fill bytes ignored, restart markers passed), so
+// that no frame header image/jpeg would reach is hidden from it; image/jpeg
+// reads only SOF0, SOF1 and SOF2 (progressive), and refuses the others
+// before allocating. ok is false when no frame header comes before the
+// first scan or the end.
+func jpegFrame(b []byte) (w, h, comps int64, progressive, ok bool) {
+	if len(b) < 2 || b[0] != 0xff || b[1] != 0xd8 {
+		return 0, 0, 0, false, false
+	}
+	i := 2
+	for {
+		if i+2 > len(b) {
+			return 0, 0, 0, false, false
+		}
+		t0, t1 := b[i], b[i+1]
+		i += 2
+		for t0 != 0xff {
+			if i >= len(b) {
+				return 0, 0, 0, false, false
+			}
+			t0, t1 = t1, b[i]
+			i++
+		}
+		m := t1
+		if m == 0 {
+			continue
+		}
+		for m == 0xff {
+			if i >= len(b) {
+				return 0, 0, 0, false, false
+			}
+			m = b[i]
+			i++
+		}
+		if m == 0xd9 { // EOI
+			return 0, 0, 0, false, false
+		}
+		if m >= 0xd0 && m <= 0xd7 { // RSTn
+			continue
+		}
+		if i+2 > len(b) {
+			return 0, 0, 0, false, false
+		}
+		n := int(b[i])<<8 + int(b[i+1]) - 2
+		i += 2
+		if n < 0 {
+			return 0, 0, 0, false, false
+		}
+		switch m {
+		case 0xc0, 0xc1, 0xc2:
+			if i+6 > len(b) {
+				return 0, 0, 0, false, false
+			}
+			h = int64(binary.BigEndian.Uint16(b[i+1:]))
+			w = int64(binary.BigEndian.Uint16(b[i+3:]))
+			return w, h, int64(b[i+5]), m == 0xc2, true
+		case 0xda: // a scan before any frame header
+			return 0, 0, 0, false, false
+		}
+		i += n
+	}
 }

@@ -387,35 +387,3 @@ func TestInflate(t *testing.T) {
 		}
 	}
 }
-
-// FuzzDecode checks that Decode never panics and agrees with image/png on every
-// PNG image/png accepts.
-func FuzzDecode(f *testing.F) {
-	for _, name := range []string{"in_gray.png", "in_rgb.png", "rgb_view.png"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "golden", name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte("\x89PNG\r\n\x1a\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := Decode(b, "fuzz.png")
-		if err != nil {
-			if !strings.Contains(err.Error(), "fuzz.png") {
-				t.Errorf("error %q does not name the file", err)
-			}
-			return
-		}
-		if len(m.Pix) != m.W*m.H*m.C {
-			t.Fatalf("bad image %dx%dx%d with %d bytes", m.W, m.H, m.C, len(m.Pix))
-		}
-		if bytes.HasPrefix(b, pngMagic) {
-			if std, err := png.Decode(bytes.NewReader(b)); err == nil {
-				if s := FromImage(std); !bytes.Equal(s.Pix, m.Pix) {
-					t.Error("Decode differs from image/png")
-				}
-			}
-		}
-	})
-}

@@ -30,9 +30,14 @@ type packer[S, B any] struct {
 	seed     uint64
 	shuffle  bool
 	dropLast bool
+	rank     int // WithShard: this process's blocks of the order
+	world    int
 	workers  int
 	prefetch int
 	failFast bool // bad_images: fail
+	// maxSkipped is how many images one epoch may skip (skip policy); one
+	// more stops the epoch with an error saying how many were skipped.
+	maxSkipped int
 
 	mu      sync.Mutex
 	skipped []Skip
@@ -74,7 +79,7 @@ func (p *packer[S, B]) run(ctx context.Context, epoch int, from Position) *strea
 	// (end of epoch, or an error under the fail policy), so nothing is left
 	// running even if the caller forgets Close.
 	work, stopWork := context.WithCancel(ctx)
-	order := Order(p.seed, epoch, p.n, p.shuffle)
+	order := shard(Order(p.seed, epoch, p.n, p.shuffle), p.batch, p.rank, p.world)
 	n := len(order)
 	start := min(max(from.Sample, 0), n)
 	window := p.batch + 2*p.workers
@@ -120,6 +125,20 @@ func (p *packer[S, B]) run(ctx context.Context, epoch int, from Position) *strea
 	return e
 }
 
+// shard returns the positions of order that belong to rank: consecutive
+// blocks of batch positions dealt to the world's ranks in turn (WithShard).
+// Positions in a Position are positions in this list.
+func shard(order []int, batch, rank, world int) []int {
+	if world <= 1 {
+		return order
+	}
+	out := make([]int, 0, len(order)/world+batch)
+	for start := rank * batch; start < len(order); start += world * batch {
+		out = append(out, order[start:min(start+batch, len(order))]...)
+	}
+	return out
+}
+
 // sample loads one sample, turning a panic in a source into an error that
 // names the image.
 func (p *packer[S, B]) sample(epoch, index int) (s S, err error) {
@@ -148,6 +167,8 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 		open    bool
 		size    int
 		skipped []Skip
+		nSkip   int // skipped in this epoch (since start)
+		first   Skip
 	)
 	for next := start; next < n; {
 		r, ok := pending[next]
@@ -179,6 +200,13 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 			p.mu.Lock()
 			p.skipped = append(p.skipped, sk)
 			p.mu.Unlock()
+			if nSkip++; nSkip == 1 {
+				first = sk
+			}
+			if nSkip > p.maxSkipped {
+				send(streamItem[B]{err: &TooManySkippedError{Epoch: epoch, Skipped: nSkip, Read: next - start, Images: n, Allowed: p.maxSkipped, First: first}})
+				return
+			}
 			continue
 		}
 		size = p.add(cur, r.index, r.s)
@@ -194,6 +222,22 @@ func (p *packer[S, B]) collect(ctx context.Context, e *stream[B], epoch, n, batc
 		p.finish(cur, skipped, Position{Batch: batchNo + 1, Sample: n}, size, true)
 		send(streamItem[B]{b: cur})
 	}
+}
+
+// TooManySkippedError stops an epoch in which the skip policy left out more
+// images than data.max_skipped_fraction allows.
+type TooManySkippedError struct {
+	Epoch   int
+	Skipped int  // images skipped in the epoch so far
+	Read    int  // images of the epoch looked at so far
+	Images  int  // images in the source
+	Allowed int  // the most one epoch may skip
+	First   Skip // the first one skipped
+}
+
+func (e *TooManySkippedError) Error() string {
+	return fmt.Sprintf("data: epoch %d: %d of the %d images read so far were unreadable and skipped, more than the %d that data.max_skipped_fraction allows for %d images; the first: %v "+
+		"(fix or remove the files, check data.root and the lists, or raise data.max_skipped_fraction)", e.Epoch, e.Skipped, e.Read, e.Allowed, e.Images, e.First.Err)
 }
 
 // next returns the epoch's next batch, io.EOF after the last one, or the

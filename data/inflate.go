@@ -18,6 +18,7 @@ var (
 	errInflateCorrupt   = errors.New("corrupt deflate data")
 	errInflateTruncated = errors.New("truncated deflate data")
 	errInflateSize      = errors.New("decompressed size does not match the image header")
+	errInflateTrailing  = errors.New("data after the zlib stream")
 )
 
 // Huffman table entries are uint32:
@@ -83,23 +84,34 @@ func codeLenEntry(sym int, n uint32) uint32 { return entry(n, kindLiteral, 0, ui
 // buildTable builds a lookup table for the canonical Huffman code with the given
 // code lengths (0 = unused symbol). Codes up to primary bits resolve in one
 // lookup of the low primary bits of the (LSB-first) input; longer codes go
-// through a link to a subtable. Over-subscribed codes are rejected; incomplete
-// ones are allowed (their unused entries stay invalid), which RFC 1951 permits
-// for a distance code with a single symbol.
+// through a link to a subtable. Over-subscribed codes are rejected, and so are
+// incomplete ones, as compress/flate rejects them, except the two it accepts:
+// no code at all (an unused distance code) and a single code of one bit
+// (RFC 1951 allows a distance code with one symbol; zlib writes it with one
+// bit). The fixed distance code, 30 of 32 five-bit codes, is built with
+// incomplete set.
 //
 // scratch, if large enough, is reused for the table.
 func buildTable(lengths []uint8, primary uint, mk func(sym int, n uint32) uint32, scratch []uint32) ([]uint32, error) {
+	return buildTableOf(lengths, primary, mk, scratch, false)
+}
+
+func buildTableOf(lengths []uint8, primary uint, mk func(sym int, n uint32) uint32, scratch []uint32, incomplete bool) ([]uint32, error) {
 	var count [16]int
 	for _, l := range lengths {
 		count[l]++
 	}
 	count[0] = 0
-	left := 1
+	left, codes := 1, 0
 	for l := 1; l < 16; l++ {
 		left = left<<1 - count[l]
+		codes += count[l]
 		if left < 0 {
 			return nil, errInflateCorrupt
 		}
+	}
+	if left > 0 && !incomplete && codes > 0 && !(codes == 1 && count[1] == 1) {
+		return nil, errInflateCorrupt
 	}
 	// First code of each length (RFC 1951 3.2.2).
 	var next [16]uint32
@@ -223,7 +235,7 @@ var fixedLit, fixedDist = func() ([]uint32, []uint32) {
 	for i := range d {
 		d[i] = 5
 	}
-	dist, err := buildTable(d[:], distPrimaryBits, distEntry, nil)
+	dist, err := buildTableOf(d[:], distPrimaryBits, distEntry, nil, true)
 	if err != nil {
 		panic(err)
 	}
@@ -308,10 +320,15 @@ func zlibInflate(in, out []byte) error {
 	if n != len(out) {
 		return errInflateSize
 	}
-	// The Adler-32 trailer starts at the next byte boundary.
+	// The Adler-32 trailer starts at the next byte boundary, and ends the
+	// input: bytes after it are left to image/png to judge (it accepts or
+	// refuses them depending on how far its reader has read ahead).
 	consumed := br.pos - int(br.nbits/8)
 	if consumed+4 > len(in) {
 		return errInflateTruncated
+	}
+	if consumed+4 < len(in) {
+		return errInflateTrailing
 	}
 	if binary.BigEndian.Uint32(in[consumed:]) != adler32.Checksum(out) {
 		return errors.New("zlib checksum mismatch")

@@ -113,6 +113,9 @@ func NewLabeledLoader(src LabeledSource, cfg LabeledConfig, split string, batchS
 		workers:  cfg.Workers,
 		prefetch: cfg.Prefetch,
 		failFast: cfg.BadImages == BadImagesFail,
+		// LabeledConfig has no skip limit yet: the skip policy may leave
+		// out every image.
+		maxSkipped: src.Len(),
 	}
 	return l, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 )
@@ -26,6 +27,7 @@ type Loader struct {
 // loaderOptions are the settings an Option changes.
 type loaderOptions struct {
 	shuffle, dropLast bool
+	rank, world       int // WithShard; world 0 or 1 reads everything
 }
 
 // Option changes a Loader or LabeledLoader default.
@@ -38,6 +40,26 @@ func WithShuffle(on bool) Option { return func(o *loaderOptions) { o.shuffle = o
 // WithDropLast sets whether an epoch's last, incomplete batch is dropped
 // (default true, as in the official loaders).
 func WithDropLast(on bool) Option { return func(o *loaderOptions) { o.dropLast = on } }
+
+// WithShard makes the loader read one process's share of every epoch, for
+// data-parallel training over world processes (default: the whole epoch, as
+// one process). The epoch's order is dealt to the ranks in blocks of one
+// batch: rank r takes blocks r, r+world, r+2*world, ... So when no image is
+// skipped, batch i of rank r is slice r of batch i of a single loader whose
+// batch is world times larger, and the ranks' batches i together are exactly
+// that batch, in rank order. A skipped image is replaced by the next one of
+// the rank's own blocks, so no two ranks read the same image in an epoch.
+//
+// PyTorch's DistributedSampler deals the order one position at a time
+// instead (rank r takes positions r, r+world, ...). Over a uniformly random
+// order both deals give every rank a uniformly random share of the same size;
+// dealing whole blocks keeps each global batch the same set of images as a
+// single process's batch, which lets a run of world processes be compared
+// step by step with one process. A sharded loader drops the last incomplete
+// batch, as the official loaders do (WithDropLast(false) is refused).
+func WithShard(rank, world int) Option {
+	return func(o *loaderOptions) { o.rank, o.world = rank, world }
+}
 
 // NewLoader returns a Loader that reads src with the settings of cfg (image
 // size, augmentation, restoration, workers, prefetch, bad-image policy) and
@@ -63,6 +85,9 @@ func NewLoader(src Source, cfg Config, batchSize int, seed uint64, opts ...Optio
 	for _, o := range opts {
 		o(&l.opts)
 	}
+	if err := l.opts.checkShard(); err != nil {
+		return nil, err
+	}
 	l.p = &packer[Sample, *Batch]{
 		n:        src.Len(),
 		name:     src.Name,
@@ -74,17 +99,33 @@ func NewLoader(src Source, cfg Config, batchSize int, seed uint64, opts ...Optio
 		seed:     seed,
 		shuffle:  l.opts.shuffle,
 		dropLast: l.opts.dropLast,
+		rank:     l.opts.rank,
+		world:    l.opts.world,
 		workers:  cfg.Workers,
 		prefetch: cfg.Prefetch,
 		failFast: cfg.BadImages == BadImagesFail,
+		// The fraction is of the source's images, so a stricter limit
+		// never needs more than one epoch to be reached.
+		maxSkipped: int(math.Floor(cfg.MaxSkippedFraction * float64(src.Len()))),
 	}
 	return l, nil
 }
 
 // BatchesPerEpoch is the number of batches in an epoch when no image is
-// skipped.
+// skipped. For a sharded loader it is the number of batches every rank has
+// (the number of whole batches of world times the batch size).
 func (l *Loader) BatchesPerEpoch() int {
-	return batchesPerEpoch(l.src.Len(), l.p.batch, l.opts.dropLast)
+	return batchesPerEpoch(l.src.Len(), l.p.batch*max(l.opts.world, 1), l.opts.dropLast)
+}
+
+func (o loaderOptions) checkShard() error {
+	switch {
+	case o.world < 0 || (o.world > 0 && (o.rank < 0 || o.rank >= o.world)):
+		return fmt.Errorf("data: loader: shard %d of %d: want 0 <= rank < world", o.rank, o.world)
+	case o.world > 1 && !o.dropLast:
+		return errors.New("data: loader: a sharded loader drops the last incomplete batch (WithDropLast(false) with WithShard)")
+	}
+	return nil
 }
 
 func batchesPerEpoch(n, batch int, dropLast bool) int {
@@ -124,7 +165,8 @@ func Order(seed uint64, epoch, n int, shuffle bool) []int {
 }
 
 // Position is where an epoch stands: the number of the next batch and the
-// position in the epoch's order of the next image to read.
+// position in the epoch's order of the next image to read (in a sharded
+// loader's own share of the order).
 type Position struct {
 	Batch  int
 	Sample int

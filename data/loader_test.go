@@ -169,7 +169,9 @@ func TestLoaderBatches(t *testing.T) {
 func TestLoaderBadImages(t *testing.T) {
 	bad := []int{0, 3, 4, 17}
 	src := newTestSource(24, bad...)
-	l, err := NewLoader(src, smallConfig(3), 4, 1, WithShuffle(false))
+	cfg := smallConfig(3)
+	cfg.MaxSkippedFraction = 0.25 // 4 of 24 is above the default tenth
+	l, err := NewLoader(src, cfg, 4, 1, WithShuffle(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,6 +215,62 @@ func TestLoaderBadImages(t *testing.T) {
 	}
 	if _, err2 := e.Next(); err2 == nil {
 		t.Error("the epoch went on after a fatal error")
+	}
+}
+
+// TestLoaderSkipLimit: under the skip policy an epoch stops with
+// TooManySkippedError as soon as it has skipped more images than
+// max_skipped_fraction of the source allows, saying how many; at the limit
+// it runs to its end. Before, an epoch with every image unreadable simply
+// yielded no batch.
+func TestLoaderSkipLimit(t *testing.T) {
+	src := newTestSource(20, 1, 2, 7, 12, 19) // 5 of 20 unreadable
+	for _, tc := range []struct {
+		frac  float64
+		stops bool
+	}{
+		{0.25, false}, // floor(0.25*20) = 5 skips allowed
+		{0.2, true},
+		{0, true},
+	} {
+		cfg := smallConfig(2)
+		cfg.MaxSkippedFraction = tc.frac
+		l, err := NewLoader(src, cfg, 3, 1, WithShuffle(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := l.Epoch(context.Background(), 0)
+		n := 0
+		for {
+			b, err := e.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				var tm *TooManySkippedError
+				if !errors.As(err, &tm) {
+					t.Fatalf("fraction %v: %v", tc.frac, err)
+				}
+				if !tc.stops {
+					t.Errorf("fraction %v: %v", tc.frac, err)
+				}
+				allowed := int(tc.frac * 20)
+				if tm.Skipped != allowed+1 || tm.Allowed != allowed || tm.Images != 20 || tm.First.Name != src.Name(1) ||
+					!strings.Contains(err.Error(), fmt.Sprintf("%d of the %d images read so far", allowed+1, tm.Read)) {
+					t.Errorf("fraction %v: %+v\n%v", tc.frac, tm, err)
+				}
+				n = -1
+				break
+			}
+			n += b.N
+		}
+		e.Close()
+		if !tc.stops && n != 15 {
+			t.Errorf("fraction %v: %d images in batches, want 15", tc.frac, n)
+		}
+		if tc.stops && n != -1 {
+			t.Errorf("fraction %v: no error, want TooManySkippedError", tc.frac)
+		}
 	}
 }
 

@@ -29,10 +29,35 @@ const (
 // make the decoder allocate gigabytes.
 const maxPixels = 1 << 26
 
+// maxDecodedBytes bounds the pixel buffers a decoder allocates for one
+// image, which depend on the bytes per pixel as well as the pixel count: a
+// 16-bit RGBA image of 2^26 pixels would need 512 MiB (a 522 KB file can
+// declare it). 256 MiB holds every layout at 2^25 pixels and 8-bit gray, RGB
+// and RGBA at 2^26. The decoded Image (at most 3 bytes per pixel) comes on
+// top.
+const maxDecodedBytes = 1 << 28
+
 // maxDeflateRatio bounds how many bytes DEFLATE can produce per input byte
 // (a 258-byte match costs at least two bits): a header claiming more data
 // than the stream can hold is corrupt, and is rejected before allocating.
 const maxDeflateRatio = 1032
+
+// The fast path accepts a file only where image/png accepts it too, with
+// the same pixels: it follows image/png's rules on chunk order and on PLTE
+// and tRNS (a PLTE only right after IHDR, and not in a gray image; a tRNS
+// only in the place and of the length its colour type allows; no PLTE,
+// tRNS or IHDR after the image data), takes the image data from one run of
+// consecutive IDAT chunks that the zlib stream fills exactly, and needs an
+// empty IEND. Anything else, valid or not, goes to image/png, whose verdict
+// is final (FuzzDecode checks both directions of this).
+const (
+	stageStart = iota
+	stageIHDR
+	stagePLTE
+	stageTRNS
+	stageIDAT  // in the run of IDAT chunks
+	stageAfter // past it
+)
 
 func decodePNGFast(b []byte) (*Image, error) {
 	if len(b) < 8 || string(b[:8]) != string(pngMagic) {
@@ -41,18 +66,18 @@ func decodePNGFast(b []byte) (*Image, error) {
 	p := b[8:]
 	var (
 		w, h, depth, ctype int
-		seenHeader         bool
 		palette            []byte
 		idat               []byte
 		idatChunks         [][]byte
 		ended              bool
+		stage              = stageStart
 	)
 	for !ended {
 		if len(p) < 12 {
 			return nil, errors.New("png: truncated chunk")
 		}
 		n := int(binary.BigEndian.Uint32(p))
-		if n > len(p)-12 || n < 0 {
+		if n > len(p)-12 || n < 0 || n > 0x7fffffff {
 			return nil, errors.New("png: truncated chunk")
 		}
 		typ := string(p[4:8])
@@ -61,12 +86,15 @@ func decodePNGFast(b []byte) (*Image, error) {
 			return nil, fmt.Errorf("png: chunk %q: crc mismatch", typ)
 		}
 		p = p[12+n:]
+		if stage == stageIDAT && typ != "IDAT" {
+			stage = stageAfter
+		}
 		switch typ {
 		case "IHDR":
-			if seenHeader || n != 13 {
+			if stage != stageStart || n != 13 {
 				return nil, errors.New("png: bad IHDR")
 			}
-			seenHeader = true
+			stage = stageIHDR
 			w = int(binary.BigEndian.Uint32(data))
 			h = int(binary.BigEndian.Uint32(data[4:]))
 			depth, ctype = int(data[8]), int(data[9])
@@ -85,25 +113,45 @@ func decodePNGFast(b []byte) (*Image, error) {
 				return nil, fmt.Errorf("png: bad size %dx%d", w, h)
 			}
 		case "PLTE":
+			if stage != stageIHDR || ctype == pngGray || ctype == pngGrayAlpha {
+				return nil, errors.New("png: PLTE out of place")
+			}
 			if n%3 != 0 || n == 0 || n > 256*3 {
 				return nil, errors.New("png: bad PLTE")
 			}
-			palette = data
-		case "IDAT":
-			if !seenHeader {
-				return nil, errors.New("png: IDAT before IHDR")
+			stage = stagePLTE
+			if ctype == pngPalette {
+				palette = data
 			}
+		case "tRNS":
+			// The fast path drops alpha, so only the rules matter here.
+			switch {
+			case ctype == pngPalette && stage == stagePLTE && n <= 256:
+			case (ctype == pngRGB) && (stage == stageIHDR || stage == stagePLTE) && n == 6:
+			case ctype == pngGray && stage == stageIHDR && n == 2:
+			default:
+				return nil, errors.New("png: tRNS out of place or of a bad length")
+			}
+			stage = stageTRNS
+		case "IDAT":
+			if stage == stageAfter {
+				return nil, errPNGUnsupported // image data in two runs
+			}
+			if stage < stageIHDR || (ctype == pngPalette && stage < stagePLTE) {
+				return nil, errors.New("png: IDAT out of place")
+			}
+			stage = stageIDAT
 			idatChunks = append(idatChunks, data)
 		case "IEND":
+			if stage < stageIDAT || n != 0 {
+				return nil, errors.New("png: IEND out of place or not empty")
+			}
 			ended = true
 		default:
 			if typ[0]&0x20 == 0 { // an unknown critical chunk
 				return nil, errPNGUnsupported
 			}
 		}
-	}
-	if !seenHeader || len(idatChunks) == 0 {
-		return nil, errors.New("png: missing IHDR or IDAT")
 	}
 	if ctype == pngPalette && palette == nil {
 		return nil, errors.New("png: palette image without PLTE")
@@ -132,6 +180,9 @@ func decodePNGFast(b []byte) (*Image, error) {
 	}
 	bpp := channels * depth / 8 // bytes per pixel
 	rowBytes := w * bpp
+	if h*(rowBytes+1) > maxDecodedBytes {
+		return nil, errPNGUnsupported // Decode refuses it with the sizes
+	}
 	if h*(rowBytes+1) > len(idat)*maxDeflateRatio+64 {
 		return nil, errors.New("png: not enough pixel data")
 	}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -32,9 +33,10 @@ type ListEntry struct {
 }
 
 // ReadList parses a list file: one image per line, "<file> <label> <label> ...",
-// separated by white space; blank lines are ignored. Every line must carry the
-// same number of labels, each an integer in [0, 255]. name (the file's path)
-// and the line number prefix every error.
+// separated by white space; blank lines are ignored, and so is a UTF-8 byte
+// order mark at the start (editors on Windows write one). Every line must
+// carry the same number of labels, each an integer in [0, 255]. name (the
+// file's path) and the line number prefix every error.
 func ReadList(r io.Reader, name string) ([]ListEntry, error) {
 	var (
 		out    []ListEntry
@@ -44,7 +46,11 @@ func ReadList(r io.Reader, name string) ([]ListEntry, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for line := 1; sc.Scan(); line++ {
-		f := strings.Fields(sc.Text())
+		text := sc.Bytes()
+		if line == 1 {
+			text = bytes.TrimPrefix(text, utf8BOM)
+		}
+		f := strings.Fields(string(text))
 		if len(f) == 0 {
 			continue
 		}

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -30,11 +31,29 @@ type Check struct {
 	File       string  `json:"file"`
 	Output     string  `json:"output"`
 	Shape      []int64 `json:"shape"`
-	MaxAbsDiff float64 `json:"max_abs_diff"`   // max |ORT - Go|; +Inf when either side has NaN
-	MaxAbs     float64 `json:"max_abs_output"` // max |Go output|, the scale MaxAbsDiff is measured against
+	MaxAbsDiff float64 `json:"max_abs_diff"`   // max |ORT - Go|; +Inf when either side has NaN (null in JSON)
+	MaxAbs     float64 `json:"max_abs_output"` // max |Go output|, the scale MaxAbsDiff is measured against (null in JSON if not finite)
 	// Runtime and Go are the two outputs compared.
 	Runtime infer.Tensor `json:"-"`
 	Go      infer.Tensor `json:"-"`
+}
+
+// MarshalJSON writes a non-finite MaxAbsDiff or MaxAbs (an output with NaN
+// or infinite values) as null: JSON has no such numbers, and
+// encoding/json would refuse the whole report.
+func (c Check) MarshalJSON() ([]byte, error) {
+	type plain Check // without this method
+	finite := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	return json.Marshal(struct {
+		plain
+		MaxAbsDiff *float64 `json:"max_abs_diff"`
+		MaxAbs     *float64 `json:"max_abs_output"`
+	}{plain(c), finite(c.MaxAbsDiff), finite(c.MaxAbs)})
 }
 
 // RandomInput is a batch of n images [n,3,h,w] with values uniform in [0,1),

@@ -67,6 +67,22 @@ func ListInputs(input, root string) ([]Input, error) {
 	return out, nil
 }
 
+// preprocess is Preprocess with the model's evaluation transform: a
+// classifier resizes (its eval_resize) and center-crops, as its validation
+// and test images were during fine-tuning.
+func (m *Model) preprocess(img *data.Image) []float32 {
+	if m.Kind == KindClassifier && m.ResizeSize > 0 {
+		var r *data.Image
+		if m.ResizeShorter {
+			r = data.ResizeShorter(img, m.ResizeSize)
+		} else {
+			r = data.Resize(img, m.ResizeSize, m.ResizeSize)
+		}
+		img = data.CenterCrop(r, m.Height, m.Width)
+	}
+	return Preprocess(img, m.Height, m.Width)
+}
+
 // Preprocess turns a decoded image into the model input for one image:
 // RGB (a gray image repeated on three channels, as PIL's convert('RGB')),
 // resized to w x h with the data package's PIL-equal bilinear filter,

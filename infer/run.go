@@ -36,12 +36,26 @@ type RunOptions struct {
 	// Overlay also writes, per image, input | mask | mask over the input
 	// side by side (U-Net, first mask channel).
 	Overlay bool
-	// Workers decode and resize images while the model runs; 0 means 2.
+	// Workers decode and resize images while the model runs, at most
+	// MaxWorkers; 0 means DefaultWorkers.
 	Workers int
 	// Log receives the progress line, one line per skipped image, nothing
 	// else; nil discards them.
 	Log io.Writer
 }
+
+// DefaultWorkers is the number of decoding goroutines when
+// RunOptions.Workers is 0.
+const DefaultWorkers = 2
+
+// MaxWorkers bounds RunOptions.Workers and RunOptions.Batch's decoding
+// goroutines: each holds a decoded image, and far more of them than cores
+// only adds memory.
+const MaxWorkers = 256
+
+// MaxBatch bounds RunOptions.Batch: a batch's input tensor is allocated at
+// once (a 224x224 model takes 600 KB per image, 2.4 GB at MaxBatch).
+const MaxBatch = 4096
 
 // Summary is what a run did.
 type Summary struct {
@@ -90,8 +104,11 @@ type batch struct {
 // data.BadImagesSkip.
 func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOptions) (Summary, error) {
 	sum := Summary{Device: m.Device()}
-	if opts.Batch < 1 {
-		return sum, fmt.Errorf("infer: batch must be >= 1, got %d", opts.Batch)
+	if opts.Batch < 1 || opts.Batch > MaxBatch {
+		return sum, fmt.Errorf("infer: batch must be in [1, %d], got %d", MaxBatch, opts.Batch)
+	}
+	if opts.Workers < 0 || opts.Workers > MaxWorkers {
+		return sum, fmt.Errorf("infer: workers must be in [1, %d] (0: %d), got %d", MaxWorkers, DefaultWorkers, opts.Workers)
 	}
 	if opts.BadImages != data.BadImagesSkip && opts.BadImages != data.BadImagesFail {
 		return sum, fmt.Errorf("infer: bad-images policy must be %s or %s, got %q", data.BadImagesSkip, data.BadImagesFail, opts.BadImages)
@@ -109,6 +126,18 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 	names, err := m.outputNames(inputs)
 	if err != nil {
 		return sum, err
+	}
+	// A model with a fixed batch size takes batches of exactly that many
+	// images: run those, and pad the last one with zero images (their
+	// outputs are dropped).
+	if m.FixedBatch > 0 && opts.Batch != m.FixedBatch {
+		fmt.Fprintf(log, "infer: model %s takes batches of exactly %d images: running batches of %d (the last one padded), not %d\n",
+			m.path, m.FixedBatch, m.FixedBatch, opts.Batch)
+		opts.Batch = m.FixedBatch
+	}
+	if need := int64(opts.Batch) * 3 * int64(m.Height) * int64(m.Width) * 4; need > MaxBatchBytes {
+		return sum, fmt.Errorf("infer: a batch of %d images of 3x%dx%d needs %d MiB of input, more than %d MiB: lower the batch size",
+			opts.Batch, m.Height, m.Width, need>>20, int64(MaxBatchBytes)>>20)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return sum, fmt.Errorf("infer: %w", err)
@@ -138,17 +167,31 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 			continue
 		}
 		n := int64(len(b.items))
-		res, err := m.Session.Run(map[string]Tensor{m.Input: {Shape: []int64{n, 3, int64(m.Height), int64(m.Width)}, Data: b.x}})
+		x := b.x
+		if m.FixedBatch > 0 && n < int64(m.FixedBatch) {
+			n = int64(m.FixedBatch)
+			x = append(x, make([]float32, (m.FixedBatch-len(b.items))*3*m.Height*m.Width)...)
+		}
+		res, err := m.Session.Run(map[string]Tensor{m.Input: {Shape: []int64{n, 3, int64(m.Height), int64(m.Width)}, Data: x}})
 		if err != nil {
-			return sum, fmt.Errorf("infer: batch of %d starting with %s: %w", n, b.items[0].in.Path, err)
+			return sum, fmt.Errorf("infer: batch of %d starting with %s: %w", len(b.items), b.items[0].in.Path, err)
 		}
 		y := res[m.Output]
 		if got := int64(len(y.Data)); len(y.Shape) == 0 || y.Shape[0] != n || got%n != 0 {
 			return sum, fmt.Errorf("infer: model %s: output %q has shape %v for a batch of %d", m.path, m.Output, y.Shape, n)
 		}
 		switch m.Kind {
+		case KindClassifier:
+			c := int(y.Shape[1])
+			for i, it := range b.items {
+				row := []string{strconv.Itoa(len(rows)), it.in.Name}
+				for _, p := range y.Data[i*c : (i+1)*c] {
+					row = append(row, strconv.FormatFloat(float64(p), 'g', -1, 32))
+				}
+				rows = append(rows, row)
+			}
 		case KindEncoder:
-			features = append(features, y.Data...)
+			features = append(features, y.Data[:int64(len(b.items))*(int64(len(y.Data))/n)]...)
 			for _, it := range b.items {
 				rows = append(rows, []string{strconv.Itoa(len(rows)), it.in.Name})
 			}
@@ -173,7 +216,10 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 	}
 
 	header := []string{"row", "file"}
-	if m.Kind == KindEncoder {
+	index := "index.csv"
+	if m.Kind == KindClassifier {
+		header, index = append([]string{"row", "file"}, m.Labels...), "predictions.csv"
+	} else if m.Kind == KindEncoder {
 		c := len(features) / sum.Images
 		p := filepath.Join(out, "features.npy")
 		if err := atomicfile.Write(p, 0o644, func(w io.Writer) error {
@@ -182,10 +228,10 @@ func (m *Model) Run(ctx context.Context, inputs []Input, out string, opts RunOpt
 			return sum, fmt.Errorf("infer: %w", err)
 		}
 		sum.Written = append(sum.Written, p)
-	} else {
+	} else if m.Kind == KindUNet {
 		header = append(header, "mask")
 	}
-	p := filepath.Join(out, "index.csv")
+	p := filepath.Join(out, index)
 	if err := atomicfile.Write(p, 0o644, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		cw.Write(header)
@@ -227,8 +273,8 @@ func (m *Model) outputNames(inputs []Input) ([]string, error) {
 // opts.Workers goroutines, one batch ahead of the model.
 func (m *Model) prepare(ctx context.Context, inputs []Input, opts RunOptions) <-chan batch {
 	workers := opts.Workers
-	if workers <= 0 {
-		workers = 2
+	if workers == 0 {
+		workers = DefaultWorkers
 	}
 	ch := make(chan batch, 1)
 	go func() {
@@ -255,7 +301,7 @@ func (m *Model) prepare(ctx context.Context, inputs []Input, opts RunOptions) <-
 						if opts.Overlay {
 							items[i].img = img
 						}
-						copy(x[i*plane:(i+1)*plane], Preprocess(img, m.Height, m.Width))
+						copy(x[i*plane:(i+1)*plane], m.preprocess(img))
 					}
 				}()
 			}

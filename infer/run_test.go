@@ -103,6 +103,7 @@ func TestOpenModel(t *testing.T) {
 		{"rank2_input", "testdata/tiny.onnx", `input "x" float32 [N,3], want float32 [N,3,H,W]`},
 		{"gray_input", "testdata/gray32.onnx", "[N,1,32,32], want float32 [N,3,H,W] with fixed H and W"},
 		{"dynamic_size", "testdata/anysize.onnx", "[N,3,?,?], want"},
+		{"huge_input", "testdata/huge.onnx", `input "image" float32 [N,3,100000,100000] is 10000000000 pixels per image, more than the 67108864`},
 		{"not_onnx", garbage, "read model"},
 		{"missing", "testdata/nope.onnx", "no such file"},
 	} {
@@ -275,7 +276,10 @@ func TestRunErrors(t *testing.T) {
 		opts RunOptions
 		want string
 	}{
-		{RunOptions{Batch: 0, BadImages: "skip", MaskBits: 8}, "batch must be >= 1"},
+		{RunOptions{Batch: 0, BadImages: "skip", MaskBits: 8}, "batch must be in [1, 4096], got 0"},
+		{RunOptions{Batch: 100000, BadImages: "skip", MaskBits: 8}, "batch must be in [1, 4096], got 100000"},
+		{RunOptions{Batch: 1, Workers: -1, BadImages: "skip", MaskBits: 8}, "workers must be in [1, 256] (0: 2), got -1"},
+		{RunOptions{Batch: 1, Workers: 100000, BadImages: "skip", MaskBits: 8}, "workers must be in [1, 256] (0: 2), got 100000"},
 		{RunOptions{Batch: 1, BadImages: "ignore", MaskBits: 8}, "bad-images policy"},
 		{RunOptions{Batch: 1, BadImages: "skip", MaskBits: 12}, "mask bits"},
 		{RunOptions{Batch: 1, BadImages: "skip", MaskBits: 8}, "x/a.png and y/a.jpg would both write mask a.png"},

@@ -57,7 +57,28 @@ type SessionOptions struct {
 	Threads int
 	// InterOpThreads is the inter-op thread count; 0 lets ONNX Runtime choose.
 	InterOpThreads int
+	// OptimizedModelPath, when set, makes ONNX Runtime write the graph it
+	// actually runs (after its fusions and layout changes) to that file when
+	// the session is created: the evidence of which kernels a model runs as
+	// (for a quantized model, QLinearConv rather than Conv).
+	OptimizedModelPath string
+	// Unoptimized runs the graph as written, with ONNX Runtime's graph
+	// optimisations (fusions, constant folding, layout changes) off: a
+	// reference for what a graph means, against which the fused kernels
+	// of the default level can be checked. Slow; not for production runs.
+	Unoptimized bool
+	// ProfilePrefix, when set, turns on ONNX Runtime's profiler: it writes
+	// <prefix>_<timestamp>.json, one event per node run, when the session
+	// is closed.
+	ProfilePrefix string
 }
+
+// MaxThreads bounds SessionOptions.Threads and InterOpThreads. ONNX
+// Runtime starts every thread it is asked for, and a count far beyond the
+// machine's cores (100000) made it run out of memory and crash inside its
+// thread pool; more threads than cores never makes a session faster.
+// 1024 is above the hardware threads of any current machine.
+const MaxThreads = 1024
 
 // TensorInfo describes one model input or output. Dynamic dimensions
 // (the batch "N") are -1.
@@ -83,6 +104,7 @@ type Session struct {
 }
 
 // NewSession opens the ONNX model at path on the device opts asks for.
+// Its inputs and outputs are read by Inspect before ONNX Runtime loads it.
 // Every error names the file.
 func NewSession(path string, opts SessionOptions) (*Session, error) {
 	switch opts.Device {
@@ -90,24 +112,31 @@ func NewSession(path string, opts SessionOptions) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("infer: open %s: unknown device %q (want one of %v)", path, opts.Device, Devices)
 	}
-	if opts.Threads < 0 || opts.InterOpThreads < 0 {
-		return nil, fmt.Errorf("infer: open %s: thread counts must be >= 0, got %d and %d", path, opts.Threads, opts.InterOpThreads)
+	if opts.Threads < 0 || opts.InterOpThreads < 0 || opts.Threads > MaxThreads || opts.InterOpThreads > MaxThreads {
+		return nil, fmt.Errorf("infer: open %s: thread counts must be in [0, %d], got %d and %d", path, MaxThreads, opts.Threads, opts.InterOpThreads)
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("infer: open %s: %w", path, err)
 	}
-	ins, outs, err := ort.GetInputOutputInfo(path)
+	mi, err := InspectFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("infer: read model %s: %w", path, err)
+		return nil, err
 	}
+	return newSession(path, mi, opts)
+}
+
+// newSession opens the model at path, whose inputs and outputs Inspect
+// read, in ONNX Runtime.
+func newSession(path string, mi ModelInfo, opts SessionOptions) (*Session, error) {
+	var err error
 	s := &Session{path: path, device: DeviceCPU}
-	for _, i := range ins {
+	for _, i := range mi.Inputs {
 		s.inputs = append(s.inputs, i.Name)
-		s.inInfo = append(s.inInfo, info(i))
+		s.inInfo = append(s.inInfo, i)
 	}
-	for _, o := range outs {
+	for _, o := range mi.Outputs {
 		s.outputs = append(s.outputs, o.Name)
-		s.outInfo = append(s.outInfo, info(o))
+		s.outInfo = append(s.outInfo, o)
 	}
 	if opts.Device == DeviceCUDA || opts.Device == DeviceAuto {
 		var why error
@@ -143,6 +172,21 @@ func (s *Session) open(opts SessionOptions, cuda bool) (*ort.DynamicAdvancedSess
 	if opts.InterOpThreads > 0 {
 		if err := so.SetInterOpNumThreads(opts.InterOpThreads); err != nil {
 			return nil, fmt.Errorf("inter-op threads %d: %w", opts.InterOpThreads, err)
+		}
+	}
+	if opts.Unoptimized {
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+			return nil, fmt.Errorf("graph optimisations off: %w", err)
+		}
+	}
+	if opts.OptimizedModelPath != "" {
+		if err := so.SetOptimizedModelFilePath(opts.OptimizedModelPath); err != nil {
+			return nil, fmt.Errorf("optimized model path %s: %w", opts.OptimizedModelPath, err)
+		}
+	}
+	if opts.ProfilePrefix != "" {
+		if err := so.EnableProfiling(opts.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("profile prefix %s: %w", opts.ProfilePrefix, err)
 		}
 	}
 	if cuda {
@@ -183,14 +227,6 @@ func ortMessage(err error) string {
 		return rest
 	}
 	return msg
-}
-
-func info(i ort.InputOutputInfo) TensorInfo {
-	return TensorInfo{
-		Name:  i.Name,
-		Shape: slices.Clone([]int64(i.Dimensions)),
-		Float: i.OrtValueType == ort.ONNXTypeTensor && i.DataType == ort.TensorElementDataTypeFloat,
-	}
 }
 
 // Path is the model file.
@@ -272,6 +308,30 @@ func (s *Session) Run(inputs map[string]Tensor) (map[string]Tensor, error) {
 		res[s.outputs[i]] = Tensor{Shape: slices.Clone([]int64(t.GetShape())), Data: slices.Clone(t.GetData())}
 	}
 	return res, nil
+}
+
+// Metadata is the model's custom metadata (ONNX metadata_props).
+func (s *Session) Metadata() (map[string]string, error) {
+	md, err := s.s.GetModelMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("infer: model %s: metadata: %w", s.path, err)
+	}
+	defer md.Destroy()
+	keys, err := md.GetCustomMetadataMapKeys()
+	if err != nil {
+		return nil, fmt.Errorf("infer: model %s: metadata: %w", s.path, err)
+	}
+	out := map[string]string{}
+	for _, k := range keys {
+		v, ok, err := md.LookupCustomMetadataMap(k)
+		if err != nil {
+			return nil, fmt.Errorf("infer: model %s: metadata %s: %w", s.path, k, err)
+		}
+		if ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // Close releases the session; later Runs fail.

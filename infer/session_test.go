@@ -1,6 +1,7 @@
 package infer
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -77,7 +78,10 @@ func TestSessionErrors(t *testing.T) {
 		{"truncated", truncated, SessionOptions{}, truncated},
 		{"garbage", garbage, SessionOptions{}, garbage},
 		{"cuda_strict", "testdata/tiny.onnx", SessionOptions{Device: "cuda", Strict: true}, "CUDA is not available"},
-		{"negative_threads", "testdata/tiny.onnx", SessionOptions{Threads: -1}, "thread counts must be >= 0"},
+		{"negative_threads", "testdata/tiny.onnx", SessionOptions{Threads: -1}, "thread counts must be in [0, 1024], got -1 and 0"},
+		// 100000 threads ran ONNX Runtime out of memory, then crashed it.
+		{"too_many_threads", "testdata/tiny.onnx", SessionOptions{Threads: 100000}, "thread counts must be in [0, 1024], got 100000 and 0"},
+		{"too_many_inter_op_threads", "testdata/tiny.onnx", SessionOptions{InterOpThreads: 5000}, "got 0 and 5000"},
 		{"unknown_device", "testdata/tiny.onnx", SessionOptions{Device: "tpu"}, "unknown device"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,5 +175,54 @@ func TestSessionDescribesTensors(t *testing.T) {
 	}
 	if out := s.Outputs(); len(out) != 2 || out[1].Name != "double" {
 		t.Errorf("outputs %+v", out)
+	}
+}
+
+// TestSessionWritesOptimizedModelAndProfile: OptimizedModelPath makes ONNX
+// Runtime write the graph it runs when the session opens, ProfilePrefix a
+// JSON profile with one event per node run when it closes.
+func TestSessionWritesOptimizedModelAndProfile(t *testing.T) {
+	startRuntime(t)
+	dir := t.TempDir()
+	opt := filepath.Join(dir, "optimized.onnx")
+	s, err := NewSession("testdata/tiny.onnx", SessionOptions{Device: "cpu", Threads: 1,
+		OptimizedModelPath: opt, ProfilePrefix: filepath.Join(dir, "profile")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(opt); err != nil || st.Size() == 0 {
+		t.Errorf("optimized model: %v", err)
+	}
+	if _, err := s.Run(map[string]Tensor{"x": {Shape: []int64{1, 3}, Data: []float32{-1, 0, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := filepath.Glob(filepath.Join(dir, "profile*.json"))
+	if err != nil || len(profiles) != 1 {
+		t.Fatalf("profiles %v (%v), want one", profiles, err)
+	}
+	b, err := os.ReadFile(profiles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []struct {
+		Cat  string `json:"cat"`
+		Args struct {
+			OpName string `json:"op_name"`
+		} `json:"args"`
+	}
+	if err := json.Unmarshal(b, &events); err != nil {
+		t.Fatalf("profile %s: %v", profiles[0], err)
+	}
+	ran := map[string]bool{}
+	for _, e := range events {
+		if e.Cat == "Node" {
+			ran[e.Args.OpName] = true
+		}
+	}
+	if !ran["Relu"] || !ran["Add"] {
+		t.Errorf("profile's node events name ops %v, want Relu and Add", ran)
 	}
 }

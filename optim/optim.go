@@ -43,19 +43,9 @@ func (o *SGD) Step() error {
 	return nil
 }
 
-// ZeroGrad fills the gradients with zeros, as PyTorch 1.13's zero_grad()
-// (gotch's Tensor.ZeroGrad leaks a handle per call).
-func ZeroGrad(params []*ts.Tensor) (err error) {
-	defer torch.Catch("zero grad", &err)
-	for _, p := range params {
-		g := torch.Grad(p)
-		if torch.Defined(g) {
-			torch.Check(torch.InPlace(g, g.Zero_))
-		}
-		torch.Drop(g)
-	}
-	return nil
-}
+// ZeroGrad fills the gradients with zeros, as PyTorch 1.13's zero_grad(),
+// in one libtorch call.
+func ZeroGrad(params []*ts.Tensor) error { return torch.ZeroGrad(params) }
 
 // Adam is torch.optim.Adam(params, lr, betas, eps=1e-8, weight_decay=0,
 // amsgrad=False), single-tensor algorithm of PyTorch 1.13:
@@ -85,43 +75,10 @@ func (o *Adam) Step() (err error) {
 	o.Steps++
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Steps))
 	bc2 := 1 - math.Pow(o.Beta2, float64(o.Steps))
-	b1, omb1 := ts.FloatScalar(o.Beta1), ts.FloatScalar(1-o.Beta1)
-	b2, omb2 := ts.FloatScalar(o.Beta2), ts.FloatScalar(1-o.Beta2)
-	invSqrtBC2 := ts.FloatScalar(1 / math.Sqrt(bc2))
-	eps := ts.FloatScalar(o.Eps)
-	step := ts.FloatScalar(-o.LR / bc1)
-	defer func() {
-		for _, s := range []*ts.Scalar{b1, omb1, b2, omb2, invSqrtBC2, eps, step} {
-			torch.DropScalars(s)
-		}
-	}()
-	torch.NoGrad(func() {
-		for i, p := range o.Params {
-			g := torch.Grad(p)
-			if !torch.Defined(g) {
-				torch.Drop(g)
-				continue
-			}
-			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].MulScalar_(b1) }))
-			gs := torch.Must(g.MulScalar(omb1, false))
-			torch.Check(torch.InPlace(o.M[i], func() error { return o.M[i].Add_(gs) }))
-			torch.Drop(gs)
-			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].MulScalar_(b2) }))
-			gg := torch.Must(g.Mul(g, false))
-			torch.Check(torch.InPlace(gg, func() error { return gg.MulScalar_(omb2) }))
-			torch.Check(torch.InPlace(o.V[i], func() error { return o.V[i].Add_(gg) }))
-			torch.Drop(gg)
-			torch.Drop(g)
-			denom := torch.Must(o.V[i].Sqrt(false))
-			torch.Check(torch.InPlace(denom, func() error { return denom.MulScalar_(invSqrtBC2) }))
-			torch.Check(torch.InPlace(denom, func() error { return denom.AddScalar_(eps) }))
-			upd := torch.Must(o.M[i].Div(denom, false))
-			torch.Drop(denom)
-			torch.Check(torch.InPlace(upd, func() error { return upd.MulScalar_(step) }))
-			torch.Check(torch.InPlace(p, func() error { return p.Add_(upd) }))
-			torch.Drop(upd)
-		}
-	})
+	// One libtorch call for every parameter (glue.cpp), the same ops as
+	// m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g;
+	// p += (m / (sqrt(v)/sqrt(bc2) + eps)) * (-lr/bc1).
+	torch.Check(torch.AdamStep(o.Params, o.M, o.V, o.Beta1, o.Beta2, 1/math.Sqrt(bc2), o.Eps, -o.LR/bc1))
 	return nil
 }
 

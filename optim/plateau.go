@@ -1,9 +1,11 @@
 package optim
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Plateau modes and threshold modes, as PyTorch spells them.
@@ -134,4 +136,34 @@ func (p *Plateau) Step(metric float64) (lr float64, reduced bool) {
 		p.BadEpochs = 0
 	}
 	return p.LR, reduced
+}
+
+// plateauJSON is Plateau's JSON form: Best as a string, because before the
+// first step it is infinite, which JSON numbers cannot hold.
+type plateauJSON struct {
+	Config    PlateauConfig `json:"config"`
+	LR        float64       `json:"lr"`
+	Best      string        `json:"best"`
+	BadEpochs int           `json:"bad_epochs"`
+	Cooldown  int           `json:"cooldown"`
+	Epoch     int           `json:"epoch"`
+}
+
+// MarshalJSON writes the whole state (checkpoints keep it to resume exactly).
+func (p Plateau) MarshalJSON() ([]byte, error) {
+	return json.Marshal(plateauJSON{p.Config, p.LR, strconv.FormatFloat(p.Best, 'g', -1, 64), p.BadEpochs, p.Cooldown, p.Epoch})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *Plateau) UnmarshalJSON(b []byte) error {
+	var j plateauJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	best, err := strconv.ParseFloat(j.Best, 64)
+	if err != nil {
+		return fmt.Errorf("optim: plateau best %q: %w", j.Best, err)
+	}
+	*p = Plateau{j.Config, j.LR, best, j.BadEpochs, j.Cooldown, j.Epoch}
+	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
+
+	"dira/data"
 )
 
 // EnvPrefix is the prefix of environment variables that override config keys:
@@ -585,7 +587,7 @@ func strictScalars(from, to reflect.Type, data any) (any, error) {
 func (l *loader) noEffect(c Config) []error {
 	var errs []error
 	def := Default()
-	changed := func(path string, v, d any) bool { return l.userSet[path] && !reflect.DeepEqual(v, d) }
+	changed := func(path string, v, d any) bool { return l.userSet[path] && !sameValue(v, d) }
 	unused := func(path, why string) {
 		errs = append(errs, fmt.Errorf("%s: has no effect %s; remove it%s", path, why, l.where(path)))
 	}
@@ -610,6 +612,9 @@ func (l *loader) noEffect(c Config) []error {
 			unused("data.val_fraction", src+" (used by source folder)")
 		}
 	}
+	if dc.BadImages != "skip" && changed("data.max_skipped_fraction", dc.MaxSkippedFraction, dd.MaxSkippedFraction) {
+		unused("data.max_skipped_fraction", "with data.bad_images "+dc.BadImages+" (used by bad_images skip)")
+	}
 	if dc.Source != "synthetic" {
 		s, ds := reflect.ValueOf(dc.Synthetic), reflect.ValueOf(dd.Synthetic)
 		for i := 0; i < s.NumField(); i++ {
@@ -620,6 +625,12 @@ func (l *loader) noEffect(c Config) []error {
 		}
 	}
 	for i, st := range c.Stages {
+		if ft, ok := FineTuneOf(st); ok {
+			d, _ := NewStage(st.Kind())
+			dft, _ := FineTuneOf(d)
+			errs = append(errs, l.labeledNoEffect(fmt.Sprintf("stages[%d].data", i), st.Kind(), ft.Data, dft.Data)...)
+			continue
+		}
 		tr, ok := TrainingOf(st)
 		if !ok {
 			continue
@@ -632,6 +643,61 @@ func (l *loader) noEffect(c Config) []error {
 		}
 	}
 	return errs
+}
+
+// labeledNoEffect refuses a fine-tuning stage's data keys that its task or
+// source leaves inert: the other task's augmentation, the classification
+// evaluation transform in a segmentation, the synthetic settings of a file
+// source and the file settings of the synthetic one.
+func (l *loader) labeledNoEffect(path, kind string, d, def data.LabeledConfig) []error {
+	var errs []error
+	v, dv := reflect.ValueOf(d), reflect.ValueOf(def)
+	check := func(key, why string) {
+		for _, f := range fields(v.Type()) {
+			if tagName(f) != key {
+				continue
+			}
+			a, b := v.FieldByIndex(f.Index), dv.FieldByIndex(f.Index)
+			if f.Type.Kind() == reflect.Struct {
+				for _, sf := range fields(f.Type) {
+					p := path + "." + key + "." + tagName(sf)
+					if l.userSet[p] && !sameValue(a.FieldByIndex(sf.Index).Interface(), b.FieldByIndex(sf.Index).Interface()) {
+						errs = append(errs, fmt.Errorf("%s: has no effect %s; remove it%s", p, why, l.where(p)))
+					}
+				}
+				continue
+			}
+			p := path + "." + key
+			if l.userSet[p] && !sameValue(a.Interface(), b.Interface()) {
+				errs = append(errs, fmt.Errorf("%s: has no effect %s; remove it%s", p, why, l.where(p)))
+			}
+		}
+	}
+	if kind == StageSegment {
+		for _, k := range []string{"classify", "resize_size", "resize_shorter", "ten_crop", "classes", "class_names", "list_format"} {
+			check(k, "in a segment stage (used by classification)")
+		}
+	} else {
+		check("segment", "in a classify stage (used by segmentation)")
+	}
+	if d.Source == data.SourceSynthetic {
+		for _, k := range []string{"root", "train", "val", "test", "list_format", "extensions"} {
+			check(k, "with data.source synthetic (used by list and folder sources)")
+		}
+	} else {
+		check("synthetic", "with data.source "+d.Source+" (used by source synthetic)")
+	}
+	return errs
+}
+
+// sameValue is reflect.DeepEqual with a nil and an empty slice taken as
+// equal (a printed default [] reads back as an empty slice).
+func sameValue(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Kind() == reflect.Slice && vb.Kind() == reflect.Slice && va.Len() == 0 && vb.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // suggest names the closest known key when one is a likely typo.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"dira/internal/atomicfile"
+	"dira/internal/runlock"
 )
 
 // Stage is one step of a run. Run must leave everything it produces under
@@ -40,7 +41,13 @@ type Run struct {
 	// whenever a stage reports progress (Progress): `dira run` rewrites the
 	// run's report.html there.
 	OnProgress func()
+
+	lock *runlock.Lock // this process is the folder's only writer until Close
 }
+
+// Close releases the run folder for other processes. It is safe to call
+// more than once.
+func (r *Run) Close() error { return r.lock.Release() }
 
 // Progress tells the run's observer (OnProgress) that the stage made
 // progress worth showing: a training stage calls it at each epoch end.
@@ -78,16 +85,40 @@ type StageRecord struct {
 	Artifacts map[string]string `json:"artifacts,omitempty"` // path relative to the run folder -> sha256
 }
 
-// Open creates the run folder of cfg at dir (or reopens it to resume). A
+// Open creates the run folder of cfg at dir (or reopens it to resume) and
+// makes this process its only writer until Close: while another process
+// has the folder open, Open fails at once with an error naming that
+// process (a *runlock.HeldError). A lock left by a process that died is
+// taken over, and the temporary files that died with it (atomic writes and
+// export folders it never finished) are removed; the log says both. A
 // reopened run must have been made with the same architecture fields; the
 // error names each field that changed. versions goes into a new manifest.
-func Open(dir string, cfg Config, versions map[string]string, log io.Writer) (*Run, error) {
+func Open(dir string, cfg Config, versions map[string]string, log io.Writer) (_ *Run, err error) {
 	if log == nil {
 		log = io.Discard
 	}
 	r := &Run{Dir: dir, Config: cfg, Log: log}
 	cfgYAML, err := cfg.YAML()
 	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	lock, stale, err := runlock.Acquire(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
+	r.lock = lock
+	if stale != nil {
+		fmt.Fprintf(log, "run %s: taking over the lock of dira %s, which ended without releasing it\n", dir, stale)
+	}
+	if err := removeTemps(dir, log); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(cfgYAML)
@@ -107,9 +138,6 @@ func Open(dir string, cfg Config, versions map[string]string, log io.Writer) (*R
 		}
 		fmt.Fprintf(log, "resuming run %s\n", dir)
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("run: %w", err)
-		}
 		r.Manifest = Manifest{Versions: versions, GitCommit: gitCommit(), Seed: cfg.Run.Seed, Created: time.Now().UTC()}
 	default:
 		return nil, fmt.Errorf("run %s: %w", dir, err)

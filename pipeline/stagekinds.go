@@ -25,8 +25,8 @@ const (
 )
 
 // StageSettings is one stages entry: its kind and that kind's settings. The
-// concrete types are *WarmupStage, *AdversarialStage, *MoCoStage and
-// *ExportStage.
+// concrete types are *WarmupStage, *AdversarialStage, *MoCoStage,
+// *ExportStage, *ClassifyStage and *SegmentStage.
 type StageSettings interface {
 	// Kind is the entry's name: the stage kind, and its folder in the run.
 	Kind() string
@@ -54,6 +54,10 @@ var stageKinds = []stageKind{
 		func() StageSettings { return &MoCoStage{Training: defaultTraining(256, 1200)} }},
 	{StageExport, "encoder and U-Net as ONNX (checked in ONNX Runtime) and PyTorch .pth files",
 		func() StageSettings { return &ExportStage{From: StageAdversarial, Checkpoint: "best", Tolerance: 1e-4} }},
+	{StageClassify, "downstream: fine-tune classifiers from each initialisation, test (AUC), compare, export the best",
+		defaultClassify},
+	{StageSegment, "downstream: fine-tune U-Net segmenters from each initialisation, test (Dice, IoU), compare, export the best",
+		defaultSegment},
 }
 
 // StageKinds lists the stage kinds a config may use, in documentation order.

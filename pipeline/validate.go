@@ -70,5 +70,6 @@ func (c Config) Problems() []error {
 		}
 	}
 
+	errs = append(errs, c.boundProblems()...)
 	return append(errs, c.stageProblems()...)
 }

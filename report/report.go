@@ -571,10 +571,10 @@ func buildResults(dir, stage string, r Results, problems *[]string) *resultsView
 				row := classRow{Class: name}
 				for _, s := range sums {
 					cell := "—"
-					if c < len(s.PerClassMean) && !math.IsNaN(s.PerClassMean[c]) {
-						cell = fmt.Sprintf("%.3f", s.PerClassMean[c])
-						if c < len(s.PerClassStd) && !math.IsNaN(s.PerClassStd[c]) {
-							cell += fmt.Sprintf(" ± %.3f", s.PerClassStd[c])
+					if c < len(s.PerClassMean) && s.PerClassMean[c] != nil {
+						cell = fmt.Sprintf("%.3f", *s.PerClassMean[c])
+						if c < len(s.PerClassStd) && s.PerClassStd[c] != nil {
+							cell += fmt.Sprintf(" ± %.3f", *s.PerClassStd[c])
 						}
 					}
 					row.Values = append(row.Values, cell)

@@ -91,9 +91,9 @@ func stage(name, state, errText string) string {
 	return s + "}"
 }
 
-// metrics is a metrics.jsonl of `epochs` finished epochs of 3 steps, plus
+// metricsLines is a metrics.jsonl of `epochs` finished epochs of 3 steps, plus
 // `extra` steps of an unfinished one.
-func metrics(epochs, extra int, adversarial bool) string {
+func metricsLines(epochs, extra int, adversarial bool) string {
 	var b strings.Builder
 	step := 0
 	line := func(e int) {
@@ -142,11 +142,11 @@ func completeRun(t *testing.T) string {
 	return writeRun(t, files{
 		"config.yaml":                       configYAML,
 		"manifest.json":                     manifestJSON(configYAML, stage("warmup", "completed", ""), stage("adversarial", "completed", ""), stage("export", "completed", ""), stage("finetune", "completed", "")),
-		"warmup/metrics.jsonl":              metrics(2, 0, false),
+		"warmup/metrics.jsonl":              metricsLines(2, 0, false),
 		"warmup/samples/epoch_001.png":      grid(10),
 		"warmup/samples/epoch_002.png":      grid(100),
 		"warmup/last.ckpt":                  "weights",
-		"adversarial/metrics.jsonl":         metrics(3, 0, true),
+		"adversarial/metrics.jsonl":         metricsLines(3, 0, true),
 		"adversarial/samples/epoch_001.png": grid(20),
 		"adversarial/samples/epoch_002.png": grid(60),
 		"adversarial/samples/epoch_003.png": grid(200),
@@ -205,9 +205,9 @@ func TestCompleteRun(t *testing.T) {
 		"Passed: ONNX Runtime matches the Go forward pass within 0.0001",
 		"4.5e-06", "adversarial, after epoch 3",
 		"bn1.num_batches_tracked",                        // key lists from export-report.json
-		"Fine-tuning results: Toy-CXR", "0.810", "0.014", // dira mean and sample std of 0.82, 0.80
+		"Fine-tuning results: Toy-CXR", "0.810", "0.010", // dira mean and population std of 0.82, 0.80
 		"random, 100% labels, run 1: trial diverged: loss is NaN",
-		"Per-class auc, 100% of the labels", "0.795 ± 0.007",
+		"Per-class auc, 100% of the labels", "0.795 ± 0.005",
 		"abc123", "matches config.yaml", "go1.26",
 	)
 	// Warmup's grids are epochs 1 and 2; adversarial's epoch 2 of 3 is
@@ -233,8 +233,8 @@ func TestKilledMidStage(t *testing.T) {
 	dir := writeRun(t, files{
 		"config.yaml":                       configYAML,
 		"manifest.json":                     manifestJSON(configYAML, stage("warmup", "completed", ""), stage("adversarial", "running", ""), stage("export", "pending", "")),
-		"warmup/metrics.jsonl":              metrics(2, 0, false),
-		"adversarial/metrics.jsonl":         metrics(1, 2, true) + `{"kind":"step","epoch":1,"st`, // killed while writing
+		"warmup/metrics.jsonl":              metricsLines(2, 0, false),
+		"adversarial/metrics.jsonl":         metricsLines(1, 2, true) + `{"kind":"step","epoch":1,"st`, // killed while writing
 		"adversarial/samples/epoch_001.png": grid(20),
 	})
 	page := render(t, dir)
@@ -255,8 +255,8 @@ func TestFailedStage(t *testing.T) {
 	dir := writeRun(t, files{
 		"config.yaml":               configYAML,
 		"manifest.json":             manifestJSON(configYAML, stage("warmup", "completed", ""), stage("adversarial", "failed", "adversarial step 14: loss is NaN"), stage("export", "pending", "")),
-		"warmup/metrics.jsonl":      metrics(2, 0, false),
-		"adversarial/metrics.jsonl": metrics(1, 1, true),
+		"warmup/metrics.jsonl":      metricsLines(2, 0, false),
+		"adversarial/metrics.jsonl": metricsLines(1, 1, true),
 	})
 	page := render(t, dir)
 	mustContain(t, page, `class="status status-fail"`, "failed in stage adversarial", "adversarial step 14: loss is NaN", `<pre class="error">`)
@@ -266,8 +266,8 @@ func TestExportFailed(t *testing.T) {
 	dir := writeRun(t, files{
 		"config.yaml":               configYAML,
 		"manifest.json":             manifestJSON(configYAML, stage("warmup", "completed", ""), stage("adversarial", "completed", ""), stage("export", "failed", "export: ONNX Runtime and the Go forward differ by more than 0.0001")),
-		"warmup/metrics.jsonl":      metrics(2, 0, false),
-		"adversarial/metrics.jsonl": metrics(3, 0, true),
+		"warmup/metrics.jsonl":      metricsLines(2, 0, false),
+		"adversarial/metrics.jsonl": metricsLines(3, 0, true),
 		"export/export-report.json": exportFailed,
 	})
 	page := render(t, dir)
@@ -285,7 +285,7 @@ func TestEscaping(t *testing.T) {
 		"config.yaml": cfg,
 		"manifest.json": strings.Replace(manifestJSON(cfg, stage("warmup", "failed", `<img src=x onerror=alert(2)>`)),
 			`"seed"`, `"versions_note":"x","seed"`, 1),
-		"warmup/metrics.jsonl": `{"kind":"skipped","epoch":0,"step":1,"file":"<b>bad</b>.png","error":"x"}` + "\n" + metrics(1, 0, false),
+		"warmup/metrics.jsonl": `{"kind":"skipped","epoch":0,"step":1,"file":"<b>bad</b>.png","error":"x"}` + "\n" + metricsLines(1, 0, false),
 	})
 	// An artifact and a version whose names are markup.
 	m, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -397,9 +397,9 @@ func TestONNXSummary(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	score := func(v float64) *float64 { return &v }
 	sums := Summarize([]Trial{
-		{Init: "dira", LabelFraction: 0.1, Score: score(0.7), PerClass: []float64{0.6, 0.8}},
-		{Init: "dira", LabelFraction: 0.1, Score: score(0.8), PerClass: []float64{0.7, 0.9}},
-		{Init: "dira", LabelFraction: 0.1, Score: score(0.9), PerClass: []float64{0.8, 1.0}},
+		{Init: "dira", LabelFraction: 0.1, Score: score(0.7), PerClass: []*float64{score(0.6), score(0.8)}},
+		{Init: "dira", LabelFraction: 0.1, Score: score(0.8), PerClass: []*float64{score(0.7), score(0.9)}},
+		{Init: "dira", LabelFraction: 0.1, Score: score(0.9), PerClass: []*float64{score(0.8), nil}},
 		{Init: "dira", LabelFraction: 0.1, Error: "crashed"},
 		{Init: "random", LabelFraction: 0.1, Score: score(0.5)},
 	})
@@ -407,14 +407,16 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("%d groups, want 2", len(sums))
 	}
 	d := sums[0]
-	// NumPy: np.mean([.7,.8,.9]) = 0.8, np.std(..., ddof=1) = 0.1.
-	if d.N != 3 || math.Abs(*d.Mean-0.8) > 1e-12 || math.Abs(*d.Std-0.1) > 1e-12 {
-		t.Errorf("dira: n %d mean %v std %v, want 3, 0.8, 0.1", d.N, *d.Mean, *d.Std)
+	// NumPy: np.mean([.7,.8,.9]) = 0.8, np.std(...) (ddof 0, as the
+	// official engine reports trials) = sqrt(0.02/3).
+	if d.N != 3 || math.Abs(*d.Mean-0.8) > 1e-12 || math.Abs(*d.Std-math.Sqrt(0.02/3)) > 1e-12 {
+		t.Errorf("dira: n %d mean %v std %v, want 3, 0.8, 0.0816", d.N, *d.Mean, *d.Std)
 	}
-	if math.Abs(d.PerClassMean[1]-0.9) > 1e-12 || math.Abs(d.PerClassStd[0]-0.1) > 1e-12 {
-		t.Errorf("per class %v ± %v", d.PerClassMean, d.PerClassStd)
+	// Class 1 is undefined in the third trial: its numbers come from two.
+	if math.Abs(*d.PerClassMean[1]-0.85) > 1e-12 || math.Abs(*d.PerClassStd[1]-0.05) > 1e-12 {
+		t.Errorf("per class %v ± %v", *d.PerClassMean[1], *d.PerClassStd[1])
 	}
-	if r := sums[1]; r.N != 1 || r.Std != nil {
-		t.Errorf("one trial: n %d std %v, want 1 and no std", r.N, r.Std)
+	if r := sums[1]; r.N != 1 || *r.Std != 0 {
+		t.Errorf("one trial: n %d std %v, want 1 and std 0", r.N, r.Std)
 	}
 }

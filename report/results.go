@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"dira/metrics"
 )
 
 // Results is <stage>/results.json, the file a fine-tuning stage writes for
@@ -42,7 +44,7 @@ type Results struct {
 	Classes []string `json:"classes,omitempty"` // names of the per_class entries, in order
 	Trials  []Trial  `json:"trials"`
 	// Summary is mean and std per (init, label_fraction). When absent the
-	// report computes it from Trials (std with the n-1 denominator).
+	// report computes it from Trials (Summarize).
 	Summary []Summary  `json:"summary,omitempty"`
 	ROC     []ROCPoint `json:"roc,omitempty"` // optional: drawn when <stage>/roc.png is absent
 }
@@ -55,7 +57,7 @@ type Trial struct {
 	Run           int          `json:"run"`            // repetition index, from 0
 	Seed          uint64       `json:"seed"`
 	Score         *float64     `json:"score"`               // test metric; null for a failed trial
-	PerClass      []float64    `json:"per_class,omitempty"` // test metric per class, in Classes order
+	PerClass      []*float64   `json:"per_class,omitempty"` // test metric per class, in Classes order; null where undefined
 	BestEpoch     int          `json:"best_epoch"`          // epoch (from 0) of the checkpoint tested
 	Error         string       `json:"error,omitempty"`     // why the trial failed
 	History       []EpochScore `json:"history,omitempty"`
@@ -72,13 +74,13 @@ type EpochScore struct {
 // Summary is the mean and standard deviation of the scores of the trials
 // of one initialisation at one label fraction.
 type Summary struct {
-	Init          string    `json:"init"`
-	LabelFraction float64   `json:"label_fraction"`
-	N             int       `json:"n"` // trials with a score
-	Mean          *float64  `json:"mean"`
-	Std           *float64  `json:"std"`
-	PerClassMean  []float64 `json:"per_class_mean,omitempty"`
-	PerClassStd   []float64 `json:"per_class_std,omitempty"`
+	Init          string     `json:"init"`
+	LabelFraction float64    `json:"label_fraction"`
+	N             int        `json:"n"` // trials with a score
+	Mean          *float64   `json:"mean"`
+	Std           *float64   `json:"std"`
+	PerClassMean  []*float64 `json:"per_class_mean,omitempty"` // null where no trial defines the class
+	PerClassStd   []*float64 `json:"per_class_std,omitempty"`
 }
 
 // ROCPoint is one class's ROC curve from one trial.
@@ -107,9 +109,10 @@ func ParseResults(name string, b []byte) (Results, error) {
 }
 
 // Summarize groups trials by (init, label fraction) and computes each
-// group's mean score and sample standard deviation (n-1 denominator; nil
-// for a single trial), and the same per class. Trials without a score are
-// left out of the numbers.
+// group's mean score and population standard deviation (numpy's np.std,
+// as the official engine reports the trials), and the same per class.
+// Trials without a score, and undefined per-class values, are left out of the
+// numbers.
 func Summarize(trials []Trial) []Summary {
 	type key struct {
 		init string
@@ -135,47 +138,36 @@ func Summarize(trials []Trial) []Summary {
 			}
 			scores = append(scores, *t.Score)
 			for c, v := range t.PerClass {
-				if c >= len(perClass) {
+				for c >= len(perClass) {
 					perClass = append(perClass, nil)
 				}
-				perClass[c] = append(perClass[c], v)
+				if v != nil {
+					perClass[c] = append(perClass[c], *v)
+				}
 			}
 		}
 		s.N = len(scores)
 		s.Mean, s.Std = meanStd(scores)
 		for _, vs := range perClass {
 			m, sd := meanStd(vs)
-			s.PerClassMean = append(s.PerClassMean, deref(m))
-			s.PerClassStd = append(s.PerClassStd, deref(sd))
+			s.PerClassMean = append(s.PerClassMean, m)
+			s.PerClassStd = append(s.PerClassStd, sd)
 		}
 		out = append(out, s)
 	}
 	return out
 }
 
-// meanStd is the mean (nil without values) and the sample standard
-// deviation (nil with fewer than two values).
+// meanStd is the mean and the population standard deviation of vs (nil
+// without values).
 func meanStd(vs []float64) (mean, std *float64) {
 	if len(vs) == 0 {
 		return nil, nil
 	}
-	var sum float64
-	for _, v := range vs {
-		sum += v
-	}
-	m := sum / float64(len(vs))
-	if len(vs) < 2 {
-		return &m, nil
-	}
-	var ss float64
-	for _, v := range vs {
-		ss += (v - m) * (v - m)
-	}
-	sd := math.Sqrt(ss / float64(len(vs)-1))
+	m, sd := metrics.MeanStd(vs)
 	return &m, &sd
 }
 
-// deref is *p, or NaN for nil.
 func deref(p *float64) float64 {
 	if p == nil {
 		return math.NaN()

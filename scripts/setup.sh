@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh installs everything dira needs on a Debian 12 machine, and nothing twice.
 #
-#   1. Debian packages: libtorch-dev (training), protobuf-compiler, and the Python
-#      reference stack used by tests and benchmarks (python3-torch, -torchvision, -onnx,
-#      -sklearn).
+#   1. Debian packages: libtorch-dev (training), libgloo-dev (Gloo headers for
+#      dist's c10d shim), protobuf-compiler, and the Python reference stack used by
+#      tests and benchmarks (python3-torch, -torchvision, -onnx, -sklearn).
 #   2. The cgo environment for gotch v0.7.0 on libtorch 1.13.1 (see
 #      docs/toolchain.md): a force-included compatibility header and empty
 #      stub libraries for the CUDA names gotch links unconditionally. They are
@@ -38,7 +38,7 @@ for arg in "$@"; do
 done
 
 # --- 1. Debian packages ------------------------------------------------------
-apt_pkgs=(libtorch-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
+apt_pkgs=(libtorch-dev libgloo-dev protobuf-compiler python3-torch python3-torchvision python3-onnx
   python3-numpy python3-pil python3-sklearn ca-certificates)
 if [ "$with_browser" = 1 ]; then
   apt_pkgs+=(chromium fonts-dejavu-core)

@@ -45,7 +45,9 @@ func (e *Export) Name() string { return pipeline.StageExport }
 // Run exports the configured checkpoint of the configured stage.
 func (e *Export) Run(ctx context.Context, r *pipeline.Run) error {
 	ckpt := filepath.Join(r.Dir, e.settings.From, e.settings.Checkpoint+".ckpt")
-	out := r.StageDir(e.Name())
+	// Not r.StageDir: the folder is made only when there is something to
+	// put in it (a refused checkpoint leaves none).
+	out := filepath.Join(r.Dir, e.Name())
 	rep, err := ExportCheckpoint(ckpt, out, ExportOptions{Tolerance: e.settings.Tolerance, ORTLib: e.ortLib, Log: r.Log})
 	if err != nil {
 		return err
@@ -123,16 +125,21 @@ func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 	if err != nil {
 		return rep, err
 	}
+	sd, err := ps.StateDict("")
+	if err != nil {
+		return rep, err
+	}
+	// Weights that diverged would give artifacts that compute NaN; refuse
+	// them before anything is written.
+	if err := checkFinite(sd); err != nil {
+		return rep, fmt.Errorf("export %s: %w; nothing written (export an earlier checkpoint, e.g. best instead of last)", ckptPath, err)
+	}
 
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(outDir)), ".export-tmp-")
 	if err != nil {
 		return rep, fmt.Errorf("export: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	sd, err := ps.StateDict("")
-	if err != nil {
-		return rep, err
-	}
 	eo := export.Options{Height: cfg.Data.ImageSize, Width: cfg.Data.ImageSize, Stage: ck.Meta.Stage, Epoch: ck.Meta.Epoch, ConfigHash: rep.ConfigSHA256}
 	type artifact struct {
 		name  string
@@ -214,6 +221,26 @@ func exportCheckpoint(ckptPath, outDir string, opts ExportOptions) (rep ExportRe
 		}
 	}
 	return rep, writeReport(outDir, rep)
+}
+
+// checkFinite names the first tensor of sd that holds a NaN or an infinity,
+// with how many of its values are not finite.
+func checkFinite(sd statedict.StateDict) error {
+	for _, t := range sd {
+		bad, first := 0, -1
+		for i, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				if bad++; first < 0 {
+					first = i
+				}
+			}
+		}
+		if bad > 0 {
+			return fmt.Errorf("tensor %s %v is not finite: %d of its %d values are NaN or infinite (the first, at index %d, is %v)",
+				t.Name, t.Shape, bad, len(t.F32), first, t.F32[first])
+		}
+	}
+	return nil
 }
 
 func writeReport(dir string, rep ExportReport) error {

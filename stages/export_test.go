@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,5 +101,45 @@ func TestCheckpointSumMatchesFile(t *testing.T) {
 	}
 	if e, _ := ck.Tensors.Get("model/x"); !slices.Equal(e.F32, torch.Float32s(x)) {
 		t.Errorf("values read back differ")
+	}
+}
+
+// TestExportRefusesNonFiniteWeights: a checkpoint with an infinite weight
+// is refused with an error naming the tensor, and nothing is written: no
+// output folder, no temporary folder. Before, the export failed with
+// "json: unsupported value: +Inf" and left an empty output folder.
+func TestExportRefusesNonFiniteWeights(t *testing.T) {
+	torchtest.Pin(t)
+	base := t.TempDir()
+	cfg := tinyConfig(t, base)
+	st, err := newState(cfg, pipeline.StageWarmup, training(cfg, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	const name = "encoder_q.backbone.encoder.layer2.0.conv1.weight"
+	v, shape, err := st.moco.Params.Float32(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[5], v[9] = float32(math.Inf(1)), float32(math.NaN())
+	if err := st.moco.Params.SetData(name, shape, v); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(base, "diverged.ckpt")
+	if _, err := st.save(ck); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(base, "export")
+	_, err = ExportCheckpoint(ck, out, ExportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "tensor encoder.layer2.0.conv1.weight [128 64 3 3] is not finite: 2 of its 73728 values") ||
+		!strings.Contains(err.Error(), "+Inf") || !strings.Contains(err.Error(), ck) {
+		t.Fatalf("err = %v, want the tensor, its non-finite count and the file named", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output folder made: %v", err)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(base, ".export-tmp-*")); len(tmps) > 0 {
+		t.Errorf("temporary folders left: %v", tmps)
 	}
 }

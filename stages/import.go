@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"dira/checkpoint"
+	"dira/internal/runlock"
 	"dira/internal/torch"
 	"dira/model"
 	"dira/pipeline"
@@ -44,7 +45,8 @@ type ImportResult struct {
 // (fc.0/fc.2, mode di's resnet50.pth), gives moco; everything else warmup,
 // or adversarial when a discriminator comes along. Nothing is left behind on
 // failure: the checkpoint is written atomically, and folders made for it are
-// removed again.
+// removed again. While a run holds the folder (`dira run` on it), Import
+// refuses with a *runlock.HeldError naming that process.
 func Import(cfg pipeline.Config, o ImportOptions) (res *ImportResult, err error) {
 	err = torch.Do(func() error {
 		res, err = importFiles(cfg, o)
@@ -54,6 +56,15 @@ func Import(cfg pipeline.Config, o ImportOptions) (res *ImportResult, err error)
 }
 
 func importFiles(cfg pipeline.Config, o ImportOptions) (*ImportResult, error) {
+	// A run working in the folder owns it: refuse rather than swap its
+	// checkpoint underneath it.
+	if fi, err := os.Stat(o.Out); err == nil && fi.IsDir() {
+		lock, _, err := runlock.Acquire(o.Out)
+		if err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		defer lock.Release()
+	}
 	f, err := transfer.ReadFile(o.Gen)
 	if err != nil {
 		return nil, err

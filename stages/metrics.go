@@ -21,10 +21,10 @@ import (
 	"dira/internal/torch"
 )
 
-// metrics is a stage's metrics.jsonl, one JSON object per line: "step"
+// metricsLog is a stage's metrics.jsonl, one JSON object per line: "step"
 // records (losses, lr, speed), "epoch" records (mean training losses,
 // validation loss, best epoch) and "skipped" records (unreadable images).
-type metrics struct {
+type metricsLog struct {
 	path string
 	f    *os.File
 }
@@ -39,7 +39,7 @@ type epochPoint struct {
 // openMetrics opens dir/metrics.jsonl for appending, first dropping the
 // records past the resumed position (step records after step, epoch records
 // of epoch and later) so a resumed run's log reads as an uninterrupted one.
-func openMetrics(dir string, step int64, epoch int) (*metrics, error) {
+func openMetrics(dir string, step int64, epoch int) (*metricsLog, error) {
 	path := filepath.Join(dir, "metrics.jsonl")
 	if old, err := os.ReadFile(path); err == nil {
 		var keep []string
@@ -69,11 +69,11 @@ func openMetrics(dir string, step int64, epoch int) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{path: path, f: f}, nil
+	return &metricsLog{path: path, f: f}, nil
 }
 
 // log appends one record.
-func (m *metrics) log(rec map[string]any) error {
+func (m *metricsLog) log(rec map[string]any) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("metrics %s: %w", m.path, err)
@@ -84,7 +84,7 @@ func (m *metrics) log(rec map[string]any) error {
 	return nil
 }
 
-func (m *metrics) close() error { return m.f.Close() }
+func (m *metricsLog) close() error { return m.f.Close() }
 
 // writePlots redraws <stage>/loss.png from metrics.jsonl: one small panel per
 // loss term (per-step values, epoch means and the validation value on its

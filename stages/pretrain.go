@@ -99,6 +99,7 @@ func (p *Pretrain) run(ctx context.Context, r *pipeline.Run) error {
 			// mid-epoch resume logs the uninterrupted run's epoch means.
 			st.meta.EpochSums, st.meta.EpochSteps = map[string]float64{}, 0
 		}
+		fresh, skippedBefore := st.meta.Position.Batch == 0, len(train.Skipped())
 		ep := train.EpochFrom(ctx, epoch, st.meta.Position)
 		for st.meta.Position.Batch < steps {
 			b, err := ep.Next()
@@ -159,6 +160,12 @@ func (p *Pretrain) run(ctx context.Context, r *pipeline.Run) error {
 			}
 		}
 		ep.Close()
+		if fresh && st.meta.Position.Batch == 0 {
+			// Every image skipped (max_skipped_fraction 1 allows it): an
+			// epoch without a step must not write untrained checkpoints.
+			return fmt.Errorf("epoch %d: no usable image: %d images were unreadable and skipped (bad_images: skip), not one batch of %d was left; nothing was trained",
+				epoch+1, len(train.Skipped())-skippedBefore, s.BatchSize)
+		}
 
 		// Epoch end: validation, best and last checkpoints, metrics, plots.
 		point := epochPoint{Epoch: epoch, TrainLoss: map[string]float64{}}

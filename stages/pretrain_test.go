@@ -72,6 +72,7 @@ func runStages(t *testing.T, cfg pipeline.Config, dir string, hooks Hooks) error
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
 	list, err := Build(cfg, Options{Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +421,7 @@ func TestSkippedImagesAreListed(t *testing.T) {
 	os.WriteFile(bad, []byte("this is not a PNG"), 0o644)
 	cfg := tinyConfig(t, base)
 	cfg.Data.Source, cfg.Data.Root, cfg.Data.ValFraction = data.SourceFolder, imgs, 0
+	cfg.Data.MaxSkippedFraction = 0.2 // 1 of 9 is above the default tenth
 	cfg.Stages = cfg.Stages[:1]
 	training(cfg, 0).Epochs, training(cfg, 0).StepsPerEpoch = 1, 0
 	if err := cfg.Validate(); err != nil {
@@ -432,5 +434,51 @@ func TestSkippedImagesAreListed(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "warmup", "metrics.jsonl"))
 	if !strings.Contains(string(b), `"kind":"skipped"`) || !strings.Contains(string(b), bad) {
 		t.Fatalf("metrics.jsonl does not name the skipped file %s:\n%s", bad, b)
+	}
+}
+
+// TestNoUsableImageFailsTheStage: a folder whose images are all unreadable
+// (garbage and a FIFO) under bad_images: skip. With the default
+// max_skipped_fraction the stage stops at the first skip past the limit,
+// saying how many were skipped; with no limit (1) it stops after the epoch
+// that made no step. Either way no checkpoint is written and nothing
+// panics. Before, it ran 0 steps, wrote untrained checkpoints and panicked
+// in plotting.
+func TestNoUsableImageFailsTheStage(t *testing.T) {
+	torchtest.Pin(t)
+	base := t.TempDir()
+	imgs := filepath.Join(base, "images")
+	os.MkdirAll(imgs, 0o755)
+	for i := range 11 {
+		os.WriteFile(filepath.Join(imgs, fmt.Sprintf("img%02d.png", i)), []byte("this is not a PNG"), 0o644)
+	}
+	if err := syscall.Mkfifo(filepath.Join(imgs, "img11.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		frac float64
+		want string
+	}{
+		{0.1, "2 of the 2 images read so far were unreadable and skipped, more than the 1 that data.max_skipped_fraction allows for 12 images"},
+		{1, "epoch 1: no usable image: 12 images were unreadable and skipped"},
+	} {
+		cfg := tinyConfig(t, base)
+		cfg.Data.Source, cfg.Data.Root, cfg.Data.ValFraction = data.SourceFolder, imgs, 0
+		cfg.Data.MaxSkippedFraction = tc.frac
+		cfg.Stages = cfg.Stages[:1]
+		training(cfg, 0).Epochs, training(cfg, 0).StepsPerEpoch = 1, 0
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(base, fmt.Sprintf("run%v", tc.frac))
+		err := runStages(t, cfg, dir, Hooks{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("max_skipped_fraction %v: %v; want %q", tc.frac, err, tc.want)
+		}
+		for _, f := range []string{"last.ckpt", "best.ckpt"} {
+			if _, err := os.Stat(filepath.Join(dir, "warmup", f)); !os.IsNotExist(err) {
+				t.Errorf("max_skipped_fraction %v: %s written (%v)", tc.frac, f, err)
+			}
+		}
 	}
 }

@@ -36,6 +36,8 @@ var kinds = map[string]builder{
 	pipeline.StageAdversarial: newPretrain,
 	pipeline.StageMoCo:        newPretrain,
 	pipeline.StageExport:      newExport,
+	pipeline.StageClassify:    newFineTune,
+	pipeline.StageSegment:     newFineTune,
 }
 
 // Build turns the config's stages list into runnable stages, in order.

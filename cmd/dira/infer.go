@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -44,8 +41,21 @@ the CPU; --device cuda does the same but says it is a fallback, and with
 			if bad != data.BadImagesSkip && bad != data.BadImagesFail {
 				return usageError{fmt.Errorf("--bad-images must be %s or %s, got %q", data.BadImagesSkip, data.BadImagesFail, bad)}
 			}
-			if batch < 1 || threads < 0 || (maskBits != 8 && maskBits != 16) {
-				return usageError{fmt.Errorf("--batch must be >= 1 (got %d), --threads >= 0 (got %d), --mask-bits 8 or 16 (got %d)", batch, threads, maskBits)}
+			var problems []error
+			if batch < 1 || batch > infer.MaxBatch {
+				problems = append(problems, fmt.Errorf("--batch must be in [1, %d], got %d", infer.MaxBatch, batch))
+			}
+			if threads < 0 || threads > infer.MaxThreads {
+				problems = append(problems, fmt.Errorf("--threads must be in [0, %d] (0: one per physical core), got %d", infer.MaxThreads, threads))
+			}
+			if workers < 1 || workers > infer.MaxWorkers {
+				problems = append(problems, fmt.Errorf("--workers must be in [1, %d], got %d", infer.MaxWorkers, workers))
+			}
+			if maskBits != 8 && maskBits != 16 {
+				problems = append(problems, fmt.Errorf("--mask-bits must be 8 or 16, got %d", maskBits))
+			}
+			if len(problems) > 0 {
+				return usageError{errors.Join(problems...)}
 			}
 			inputs, err := infer.ListInputs(input, root)
 			if err != nil {
@@ -70,9 +80,7 @@ the CPU; --device cuda does the same but says it is a fallback, and with
 			}
 			fmt.Fprintf(log, "infer: %s: %s [N,3,%d,%d] -> %s, %d images, batch %d, on %s\n",
 				modelPath, m.Kind, m.Height, m.Width, m.Output, len(inputs), batch, m.Device())
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			sum, err := m.Run(ctx, inputs, out, infer.RunOptions{
+			sum, err := m.Run(cmd.Context(), inputs, out, infer.RunOptions{
 				Batch: batch, BadImages: bad, MaskBits: maskBits, Overlay: overlay, Workers: workers, Log: log,
 			})
 			if err != nil {
@@ -88,16 +96,16 @@ the CPU; --device cuda does the same but says it is a fallback, and with
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&modelPath, "model", "", "exported ONNX model (encoder.onnx or unet.onnx)")
+	f.StringVar(&modelPath, "model", "", "exported ONNX model: encoder.onnx (features.npy), unet.onnx or segmenter.onnx (mask PNGs), classifier.onnx (predictions.csv)")
 	f.StringVar(&input, "input", "", "folder of images, list file, or one image")
 	f.StringVar(&root, "root", "", "folder a list file's names are relative to (default: the list's folder)")
 	f.StringVar(&out, "out", "", "output folder")
 	f.StringVar(&device, "device", infer.DeviceAuto, "auto, cpu or cuda")
 	f.IntVar(&deviceID, "device-id", 0, "CUDA device ordinal")
 	f.BoolVar(&strict, "strict-device", false, "with --device cuda: fail instead of falling back to the CPU")
-	f.IntVar(&batch, "batch", 8, "images per ONNX Runtime call")
-	f.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads (0: one per physical core)")
-	f.IntVar(&workers, "workers", 2, "goroutines decoding images while the model runs")
+	f.IntVar(&batch, "batch", 8, fmt.Sprintf("images per ONNX Runtime call (1 to %d)", infer.MaxBatch))
+	f.IntVar(&threads, "threads", 0, fmt.Sprintf("ONNX Runtime intra-op threads, at most %d (0: one per physical core)", infer.MaxThreads))
+	f.IntVar(&workers, "workers", infer.DefaultWorkers, fmt.Sprintf("goroutines decoding images while the model runs (1 to %d)", infer.MaxWorkers))
 	f.StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so (default: $DIRA_ORT_LIB, then .deps/onnxruntime/)")
 	f.StringVar(&bad, "bad-images", data.DefaultConfig().BadImages, "unreadable image: skip (report it) or fail")
 	f.IntVar(&maskBits, "mask-bits", 8, "U-Net masks: 8- or 16-bit PNG")

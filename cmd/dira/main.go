@@ -14,7 +14,8 @@
 //	dira version                            dira, Go, gotch, libtorch, ONNX Runtime versions
 //
 // The commands only parse flags and print; the work is in the packages.
-// Exit status: 0 on success, 1 on a failed run, 2 on a bad config or usage.
+// Exit status: 0 on success, 1 on a failed run, 2 on a bad config or usage,
+// 130 when interrupted (SIGINT or SIGTERM).
 package main
 
 import (
@@ -25,6 +26,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	// gotch's init must find a usable cache folder even without a writable
+	// home; this package runs first and gives it one.
+	_ "dira/internal/gotchcache"
 	"dira/stages"
 )
 
@@ -53,10 +57,17 @@ func run(args []string, stdout, stderr io.Writer, o stages.Options) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.Execute(); err != nil {
+	// Every command runs under a context that SIGINT and SIGTERM cancel;
+	// one that does not stop within stopGrace is ended (signals.go).
+	in := catchInterrupts(stderr, stopGrace, os.Exit)
+	defer in.stop()
+	if err := root.ExecuteContext(in.context()); err != nil {
 		fmt.Fprintln(stderr, "dira:", err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		switch {
+		case in.signal() != nil:
+			return exitInterrupted
+		case errors.As(err, &ue):
 			return 2
 		}
 		return 1

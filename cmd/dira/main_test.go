@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch/ts"
 
@@ -22,6 +24,10 @@ import (
 // its status. DIRA_TEST_FAULT_STEP=N makes step N of the warmup stage fail
 // with a real libtorch error; before failing it copies the stage's last.ckpt
 // to last.ckpt.at-fault, so the test can check the failure left it alone.
+// Before each training step, DIRA_TEST_STEP_MARK=FILE appends "step N" to
+// FILE (a test waits for it), DIRA_TEST_STEP_SLEEP=D sleeps D (a step as
+// slow as a large model's), and at step DIRA_TEST_HANG_STEP=N the process
+// blocks for ever, as a libtorch call that never returns.
 func TestMain(m *testing.M) {
 	if os.Getenv("DIRA_TEST_CLI") == "" {
 		os.Exit(m.Run())
@@ -34,6 +40,19 @@ func TestMain(m *testing.M) {
 		}
 	}
 	var o stages.Options
+	mark, hang := os.Getenv("DIRA_TEST_STEP_MARK"), os.Getenv("DIRA_TEST_HANG_STEP")
+	sleep, _ := time.ParseDuration(os.Getenv("DIRA_TEST_STEP_SLEEP"))
+	o.Hooks.BeforeStep = func(stage string, step int64, q, _, _ *ts.Tensor) {
+		if mark != "" {
+			f, _ := os.OpenFile(mark, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			fmt.Fprintf(f, "%s step %d\n", stage, step)
+			f.Close()
+		}
+		time.Sleep(sleep)
+		if hang == strconv.FormatInt(step, 10) {
+			time.Sleep(time.Hour) // deaf to the context, as a long libtorch call
+		}
+	}
 	if n, err := strconv.ParseInt(os.Getenv("DIRA_TEST_FAULT_STEP"), 10, 64); err == nil {
 		dir := os.Getenv("DIRA_TEST_FAULT_DIR")
 		o.Hooks.BeforeStep = func(stage string, step int64, q, _, _ *ts.Tensor) {
@@ -152,6 +171,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	_, export, ok := strings.Cut(out, "- name: export")
+	export, _, _ = strings.Cut(export, "- name:")
 	if !ok || strings.Contains(export, "optimizer") || strings.Contains(export, "epochs") || !strings.Contains(export, "tolerance: 0.0001") {
 		t.Errorf("the export entry:\n%s", export)
 	}
@@ -223,6 +243,22 @@ func TestPaperConfigsValidate(t *testing.T) {
 			t.Fatalf("%s: exit %d: %s", cfg, code, errOut)
 		}
 		if !strings.Contains(out, "arch: resnet50") || !strings.Contains(out, "batch_size: 256") {
+			t.Fatalf("%s resolved to:\n%s", cfg, out)
+		}
+	}
+	// The downstream configs, with their image folders made up.
+	mont := t.TempDir()
+	for _, split := range []string{"train", "val", "test"} {
+		for _, d := range []string{"CXR_png", "ManualMask/leftMask", "ManualMask/rightMask"} {
+			os.MkdirAll(filepath.Join(mont, split, d), 0o755)
+		}
+	}
+	for cfg, root := range map[string]string{"chestxray14-classify.yaml": t.TempDir(), "shenzhen-classify.yaml": t.TempDir(), "montgomery-segment.yaml": mont} {
+		code, out, errOut := dira(t, "validate", "configs/"+cfg, "--set", "stages[0].data.root="+root)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", cfg, code, errOut)
+		}
+		if !strings.Contains(out, "arch: resnet50") || !strings.Contains(out, "trials: 3") {
 			t.Fatalf("%s resolved to:\n%s", cfg, out)
 		}
 	}

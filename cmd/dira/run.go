@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +36,15 @@ func runCmd(o stages.Options) *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("%s: %w", args[0], err)}
 			}
+			// Refuse, before anything starts, a config this machine cannot
+			// hold even in the best case (the estimate is a lower bound).
+			avail := pipeline.AvailableMemory()
+			if err := cfg.CheckMemory(avail); err != nil {
+				return usageError{fmt.Errorf("%s: %w", args[0], err)}
+			}
+			for _, e := range cfg.EstimateMemory() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "memory: stage %s needs at least %s\n", e.Stage, e)
+			}
 			if err := torch.SetThreads(cfg.Run.Threads); err != nil {
 				return err
 			}
@@ -52,6 +58,7 @@ func runCmd(o stages.Options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer r.Close()
 			// report.html follows the run: rewritten at each stage state
 			// change and epoch end; a failure to write it is said, not fatal.
 			r.OnProgress = func() {
@@ -59,11 +66,11 @@ func runCmd(o stages.Options) *cobra.Command {
 					fmt.Fprintf(cmd.ErrOrStderr(), "dira: report.html not updated: %v\n", err)
 				}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if err := pipeline.Execute(ctx, r, list); err != nil {
+			resume := resumeCommand(args[0], dir, sets)
+			setExitHint(cmd.Context(), fmt.Sprintf("run `%s` to resume", resume))
+			if err := pipeline.Execute(cmd.Context(), r, list); err != nil {
 				if errors.Is(err, context.Canceled) {
-					return fmt.Errorf("interrupted; run `%s` again to resume", resumeCommand(args[0], runDir, sets))
+					return fmt.Errorf("interrupted; run `%s` again to resume", resume)
 				}
 				return err
 			}
@@ -78,12 +85,10 @@ func runCmd(o stages.Options) *cobra.Command {
 }
 
 // resumeCommand is the command line that resumes an interrupted run: the same
-// config, run folder and overrides.
+// config, run folder and overrides. The folder is always given: without it
+// a changed run.name (or DIRA_RUN_NAME) would start another run.
 func resumeCommand(config, runDir string, sets []string) string {
-	parts := []string{"dira", "run", shellQuote(config)}
-	if runDir != "" {
-		parts = append(parts, "--run-dir", shellQuote(runDir))
-	}
+	parts := []string{"dira", "run", shellQuote(config), "--run-dir", shellQuote(runDir)}
 	for _, s := range sets {
 		parts = append(parts, "--set", shellQuote(s))
 	}

@@ -5,7 +5,8 @@ Each mode prints one JSON object on stdout.
 
   onnx FILE...
       onnx.checker.check_model(full_check=True) on each file; report IR
-      version, opsets, inputs/outputs with their dims, metadata, op types.
+      version, opsets, inputs/outputs with their dims and element types
+      (TensorProto.DataType numbers), metadata, op types.
   load PTH
       torch.load(PTH); report every entry's name, dtype, shape and values.
   snippets ARCH DEC_CHANNELS CLASSES ACTIVATION ENCODER_PTH UNET_PTH INPUT_NPY OUTDIR
@@ -44,6 +45,7 @@ def onnx_mode(paths):
             "opsets": {o.domain: o.version for o in m.opset_import},
             "inputs": {v.name: dims(v) for v in m.graph.input},
             "outputs": {v.name: dims(v) for v in m.graph.output},
+            "types": {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)},
             "metadata": {kv.key: kv.value for kv in m.metadata_props},
             "ops": sorted({n.op_type for n in m.graph.node}),
         }

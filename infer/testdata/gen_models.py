@@ -7,6 +7,10 @@
   unet32.onnx     image [N,3,32,32] -> mask [N,1,32,32]: the mean over channels
   gray32.onnx     image [N,1,32,32] -> features [N,1] (input is not [N,3,H,W])
   anysize.onnx    image [N,3,H,W]   -> features [N,3] (no fixed H and W)
+  batch2.onnx     image [2,3,32,32] -> features [2,3]: encoder32 with a fixed
+                  batch of 2 (a partial last batch must be padded)
+  huge.onnx       image [N,3,100000,100000] -> features [N,3]: about 200 bytes
+                  declaring 10^10 pixels per image (issue 13)
 
     /usr/bin/python3 infer/testdata/gen_models.py infer/testdata
 """
@@ -25,9 +29,9 @@ def save(path, nodes, inp, out):
     onnx.save(m, path)
 
 
-def encoder(path, c, h, w):
-    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", c, h, w])
-    out = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", c])
+def encoder(path, c, h, w, n="N"):
+    inp = helper.make_tensor_value_info("image", TensorProto.FLOAT, [n, c, h, w])
+    out = helper.make_tensor_value_info("features", TensorProto.FLOAT, [n, c])
     save(path, [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
                 helper.make_node("Flatten", ["pooled"], ["features"], axis=1)], inp, out)
 
@@ -36,6 +40,8 @@ out = sys.argv[1]
 encoder(os.path.join(out, "encoder32.onnx"), 3, 32, 32)
 encoder(os.path.join(out, "gray32.onnx"), 1, 32, 32)
 encoder(os.path.join(out, "anysize.onnx"), 3, "H", "W")
+encoder(os.path.join(out, "batch2.onnx"), 3, 32, 32, n=2)
+encoder(os.path.join(out, "huge.onnx"), 3, 100000, 100000)
 save(os.path.join(out, "unet32.onnx"),
      [helper.make_node("ReduceMean", ["image"], ["mask"], axes=[1], keepdims=1)],
      helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32]),

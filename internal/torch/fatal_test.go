@@ -40,13 +40,13 @@ func TestNoFatalGotchCalls(t *testing.T) {
 	// Type-check every dira package (test files excluded) against its
 	// dependencies' export data, so each call resolves to the function it
 	// really calls: a method named like a gotch one is not confused with it.
-	listing, err := exec.Command("go", "list", "-export", "-deps", "-json=ImportPath,Dir,GoFiles,Export,Standard", "dira/...").Output()
+	listing, err := exec.Command("go", "list", "-export", "-deps", "-json=ImportPath,Dir,GoFiles,CgoFiles,Export,Standard", "dira/...").Output()
 	if err != nil {
 		t.Fatalf("go list -export: %v", err)
 	}
 	type pkg struct {
 		ImportPath, Dir, Export string
-		GoFiles                 []string
+		GoFiles, CgoFiles       []string
 		Standard                bool
 	}
 	exports := map[string]string{}
@@ -73,7 +73,9 @@ func TestNoFatalGotchCalls(t *testing.T) {
 	var bad []string
 	for _, p := range own {
 		var files []*ast.File
-		for _, name := range p.GoFiles {
+		// Cgo files too (dist's c10d shim): go/types checks them with
+		// FakeImportC, which accepts C.x without cgo's translation.
+		for _, name := range append(append([]string{}, p.GoFiles...), p.CgoFiles...) {
 			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -81,7 +83,7 @@ func TestNoFatalGotchCalls(t *testing.T) {
 			files = append(files, f)
 		}
 		info := &types.Info{Uses: map[*ast.Ident]types.Object{}}
-		conf := types.Config{Importer: imp.(types.ImporterFrom), Error: func(error) {}}
+		conf := types.Config{Importer: imp.(types.ImporterFrom), Error: func(error) {}, FakeImportC: true}
 		if _, err := conf.Check(p.ImportPath, fset, files, info); err != nil {
 			t.Fatalf("type-check %s: %v", p.ImportPath, err)
 		}

@@ -187,6 +187,59 @@ int dira_unscale_grads(void **params, int n, double inv_scale, int *found_inf, c
 
 extern "C" {
 
+// dira_adam_step is optim.Adam's update over n parameters in one call, op for
+// op as the Go code it replaced (and torch.optim.Adam's single-tensor
+// algorithm of PyTorch 1.13 with weight_decay 0):
+//   m = m*b1 + g*(1-b1);  v = v*b2 + (g*g)*(1-b2)
+//   p += (m / (sqrt(v) * inv_sqrt_bc2 + eps)) * step,  step = -lr / bc1
+// Parameters without a gradient are skipped.
+int dira_adam_step(void **params, void **ms, void **vs, int n, double b1, double b2,
+                   double inv_sqrt_bc2, double eps, double step, char **err) {
+  try {
+    at::NoGradGuard no_grad;
+    for (int i = 0; i < n; i++) {
+      torch::Tensor &p = *static_cast<torch::Tensor *>(params[i]);
+      const torch::Tensor &g = p.grad();
+      if (!g.defined()) continue;
+      torch::Tensor &m = *static_cast<torch::Tensor *>(ms[i]);
+      torch::Tensor &v = *static_cast<torch::Tensor *>(vs[i]);
+      m.mul_(b1);
+      m.add_(g.mul(1.0 - b1));
+      v.mul_(b2);
+      v.add_(g.mul(g).mul_(1.0 - b2));
+      torch::Tensor denom = v.sqrt();
+      denom.mul_(inv_sqrt_bc2);
+      denom.add_(eps);
+      torch::Tensor upd = m.div(denom);
+      upd.mul_(step);
+      p.add_(upd);
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+// dira_zero_grad fills the defined gradients of n tensors with zeros, as
+// PyTorch 1.13's zero_grad() (set_to_none=False).
+int dira_zero_grad(void **params, int n, char **err) {
+  try {
+    for (int i = 0; i < n; i++) {
+      torch::Tensor g = static_cast<torch::Tensor *>(params[i])->grad();
+      if (g.defined()) g.zero_();
+    }
+    return 0;
+  } catch (const std::exception &e) {
+    *err = dup_err(e);
+    return -1;
+  }
+}
+
+}  // extern "C"
+
+extern "C" {
+
 // dira_channels_last gives each 4-D tensor of ts the channels-last (NHWC)
 // memory layout in place, keeping its handle, values and autograd identity:
 // what module.to(memory_format=torch.channels_last) does to parameters

@@ -14,6 +14,9 @@ int dira_sgd_step(void **params, void **bufs, int n, double lr, double momentum,
                   double weight_decay, char **err);
 int dira_scalar_type(void *t);
 int dira_copy_(void *dst, void *src, char **err);
+int dira_adam_step(void **params, void **ms, void **vs, int n, double b1, double b2,
+                   double inv_sqrt_bc2, double eps, double step, char **err);
+int dira_zero_grad(void **params, int n, char **err);
 int dira_momentum_update(void **q, void **k, int n, double m, char **err);
 int dira_autocast_enabled(int device);
 void dira_autocast_set_enabled(int device, int on);

@@ -14,6 +14,9 @@ import (
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
+
+	// Before gotch's init, which needs a cache folder (see the package).
+	_ "dira/internal/gotchcache"
 )
 
 // SetThreads sets libtorch's intra-op thread count for the whole process.
@@ -145,6 +148,47 @@ func SGDStep(params, bufs []*ts.Tensor, lr, momentum, weightDecay float64) error
 		if bufs[i] == nil && out[i] != nil {
 			bufs[i] = ts.FromCtensor(out[i])
 		}
+	}
+	return nil
+}
+
+// AdamStep runs optim.Adam's update over params in one call (see glue.cpp):
+// m and v are the moment buffers, one per parameter; parameters without a
+// gradient are skipped. The arithmetic is the Go code's it replaced, op for
+// op.
+func AdamStep(params, m, v []*ts.Tensor, beta1, beta2, invSqrtBC2, eps, step float64) error {
+	assertPinned()
+	if len(params) != len(m) || len(params) != len(v) {
+		return fmt.Errorf("torch: adam: %d parameters, %d and %d moments", len(params), len(m), len(v))
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	ps, ms, vs := cHandles(params), cHandles(m), cHandles(v)
+	defer C.free(unsafe.Pointer(ps))
+	defer C.free(unsafe.Pointer(ms))
+	defer C.free(unsafe.Pointer(vs))
+	var cerr *C.char
+	if C.dira_adam_step((*unsafe.Pointer)(unsafe.Pointer(ps)), (*unsafe.Pointer)(unsafe.Pointer(ms)), (*unsafe.Pointer)(unsafe.Pointer(vs)),
+		C.int(len(params)), C.double(beta1), C.double(beta2), C.double(invSqrtBC2), C.double(eps), C.double(step), &cerr) != 0 {
+		return fmt.Errorf("adam step: %w", cError(cerr))
+	}
+	return nil
+}
+
+// ZeroGrad fills the defined gradients of params with zeros in one call, as
+// PyTorch 1.13's zero_grad() (gotch's Tensor.ZeroGrad leaks a handle per
+// call).
+func ZeroGrad(params []*ts.Tensor) error {
+	assertPinned()
+	if len(params) == 0 {
+		return nil
+	}
+	ps := cHandles(params)
+	defer C.free(unsafe.Pointer(ps))
+	var cerr *C.char
+	if C.dira_zero_grad((*unsafe.Pointer)(unsafe.Pointer(ps)), C.int(len(params)), &cerr) != 0 {
+		return fmt.Errorf("zero grad: %w", cError(cerr))
 	}
 	return nil
 }
