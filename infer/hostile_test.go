@@ -90,9 +90,9 @@ func TestRunFixedBatch(t *testing.T) {
 // TestRunRefusesHugeBatch: a batch whose input tensor would pass
 // MaxBatchBytes is refused before anything is decoded.
 func TestRunRefusesHugeBatch(t *testing.T) {
-	m := openModel(t, "testdata/encoder32.onnx")
-	_, err := m.Run(context.Background(), []Input{{Path: "a.png", Name: "a.png"}}, t.TempDir(), RunOptions{Batch: 100000, BadImages: data.BadImagesSkip})
-	if err == nil || !strings.Contains(err.Error(), "a batch of 100000 images of 3x32x32 needs 1171 MiB of input, more than 1024 MiB: lower the batch size") {
+	m := openModel(t, "testdata/encoder256.onnx")
+	_, err := m.Run(context.Background(), []Input{{Path: "a.png", Name: "a.png"}}, t.TempDir(), RunOptions{Batch: MaxBatch, BadImages: data.BadImagesSkip})
+	if err == nil || !strings.Contains(err.Error(), "a batch of 4096 images of 3x256x256 needs 3072 MiB of input, more than 1024 MiB: lower the batch size") {
 		t.Fatalf("error %v", err)
 	}
 }

@@ -9,6 +9,8 @@
   anysize.onnx    image [N,3,H,W]   -> features [N,3] (no fixed H and W)
   batch2.onnx     image [2,3,32,32] -> features [2,3]: encoder32 with a fixed
                   batch of 2 (a partial last batch must be padded)
+  encoder256.onnx image [N,3,256,256] -> features [N,3]: a batch of 4096
+                  of these needs 3 GiB of input (refused at the start)
   huge.onnx       image [N,3,100000,100000] -> features [N,3]: about 200 bytes
                   declaring 10^10 pixels per image (issue 13)
 
@@ -41,6 +43,7 @@ encoder(os.path.join(out, "encoder32.onnx"), 3, 32, 32)
 encoder(os.path.join(out, "gray32.onnx"), 1, 32, 32)
 encoder(os.path.join(out, "anysize.onnx"), 3, "H", "W")
 encoder(os.path.join(out, "batch2.onnx"), 3, 32, 32, n=2)
+encoder(os.path.join(out, "encoder256.onnx"), 3, 256, 256)
 encoder(os.path.join(out, "huge.onnx"), 3, 100000, 100000)
 save(os.path.join(out, "unet32.onnx"),
      [helper.make_node("ReduceMean", ["image"], ["mask"], axes=[1], keepdims=1)],
