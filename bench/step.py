@@ -7,7 +7,7 @@ PRECISION=bf16 runs the forward passes and losses under
 torch.autocast("cpu", dtype=torch.bfloat16), the backward passes and optimiser
 steps outside it (PyTorch's AMP recipe); CHANNELS_LAST=1 also gives the
 networks and the inputs the channels-last layout (PyTorch's CPU performance
-recipe, which dira's bf16 follows). `step.py flops` prints the FLOP count
+recipe; dira's bf16 gives its weights that layout). `step.py flops` prints the FLOP count
 of one step per image, counted from the layer shapes (see flops()).
 Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision)."""
 import os

@@ -15,16 +15,17 @@ what=${2:-all}
 go build -o bin/bench-step ./bench/step
 echo "== $(nproc) cores, $threads threads, $(date -u +%F)"
 if [ "$what" = precision ]; then
-	# ROUNDS rounds (default 2), each running the five variants back to back.
+	# ROUNDS rounds (default 2), each running the five variants back to back,
+	# STEPS timed steps each (default 5) after one warm-up step.
 	/usr/bin/python3 bench/step.py flops | head -1
 	gflop=$(/usr/bin/python3 bench/step.py flops | tail -1)
 	for round in $(seq "${ROUNDS:-2}"); do
 		echo "-- round $round"
 		for p in fp32 bf16; do
-			bin/bench-step -mode dira -threads "$threads" -precision "$p" -flops "$gflop"
-			PRECISION=$p FLOPS=$gflop THREADS=$threads /usr/bin/python3 bench/step.py dira
+			bin/bench-step -mode dira -threads "$threads" -steps "${STEPS:-5}" -precision "$p" -flops "$gflop"
+			STEPS=${STEPS:-5} PRECISION=$p FLOPS=$gflop THREADS=$threads /usr/bin/python3 bench/step.py dira
 		done
-		CHANNELS_LAST=1 PRECISION=bf16 FLOPS=$gflop THREADS=$threads /usr/bin/python3 bench/step.py dira
+		STEPS=${STEPS:-5} CHANNELS_LAST=1 PRECISION=bf16 FLOPS=$gflop THREADS=$threads /usr/bin/python3 bench/step.py dira
 	done
 	exit 0
 fi
