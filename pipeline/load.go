@@ -625,6 +625,23 @@ func (l *loader) noEffect(c Config) []error {
 		}
 	}
 	for i, st := range c.Stages {
+		if ex, ok := st.(*ExportStage); ok {
+			p := fmt.Sprintf("stages[%d].", i)
+			d, _ := NewStage(StageExport)
+			dex := d.(*ExportStage)
+			if ex.Precision == "fp32" && changed(p+"calibration", ex.Calibration, dex.Calibration) {
+				unused(p+"calibration", "with precision fp32 (used by precision int8 and fp16)")
+			}
+			if ex.Precision != "int8" {
+				if changed(p+"calibration_count", ex.CalibrationCount, dex.CalibrationCount) {
+					unused(p+"calibration_count", "with precision "+ex.Precision+" (used by precision int8)")
+				}
+				if changed(p+"calibration_method", ex.CalibrationMethod, dex.CalibrationMethod) {
+					unused(p+"calibration_method", "with precision "+ex.Precision+" (used by precision int8)")
+				}
+			}
+			continue
+		}
 		if ft, ok := FineTuneOf(st); ok {
 			d, _ := NewStage(st.Kind())
 			dft, _ := FineTuneOf(d)

@@ -53,7 +53,10 @@ var stageKinds = []stageKind{
 	{StageMoCo, "MoCo-v2 baseline (official mode di): instance discrimination only, no decoder",
 		func() StageSettings { return &MoCoStage{Training: defaultTraining(256, 1200)} }},
 	{StageExport, "encoder and U-Net as ONNX (checked in ONNX Runtime) and PyTorch .pth files",
-		func() StageSettings { return &ExportStage{From: StageAdversarial, Checkpoint: "best", Tolerance: 1e-4} }},
+		func() StageSettings {
+			return &ExportStage{From: StageAdversarial, Checkpoint: "best", Tolerance: 1e-4,
+				Precision: "fp32", CalibrationCount: 32, CalibrationMethod: "minmax"}
+		}},
 	{StageClassify, "downstream: fine-tune classifiers from each initialisation, test (AUC), compare, export the best",
 		defaultClassify},
 	{StageSegment, "downstream: fine-tune U-Net segmenters from each initialisation, test (Dice, IoU), compare, export the best",
@@ -205,6 +208,12 @@ type ExportStage struct {
 	From       string  `yaml:"from" mapstructure:"from" doc:"the training stage whose checkpoint is exported"`
 	Checkpoint string  `yaml:"checkpoint" mapstructure:"checkpoint" doc:"last or best checkpoint of that stage"`
 	Tolerance  float64 `yaml:"tolerance" mapstructure:"tolerance" doc:"max abs difference allowed between ONNX Runtime and the Go forward"`
+	// Precision adds reduced-precision copies of the ONNX models, as
+	// `dira export --precision` does; the fp32 files are always written.
+	Precision         string `yaml:"precision" mapstructure:"precision" doc:"also write the ONNX models at this precision: fp32 (only the fp32 files), int8 (static QDQ, calibrated) or fp16 (for GPUs), with a report comparing them with fp32"`
+	Calibration       string `yaml:"calibration" mapstructure:"calibration" doc:"images for int8 calibration and the report's held-out comparison: a folder, an image or a list file (needed for int8; fp16 uses synthetic radiographs without it)"`
+	CalibrationCount  int    `yaml:"calibration_count" mapstructure:"calibration_count" doc:"int8: the first this many calibration images set the activation ranges; the next 16 are held out for the report"`
+	CalibrationMethod string `yaml:"calibration_method" mapstructure:"calibration_method" doc:"int8: minmax (smallest and largest value seen) or percentile (99.99, outliers dropped)"`
 }
 
 // Kind is "export".
@@ -222,8 +231,24 @@ func (s *ExportStage) problems(c Config, i int) []error {
 	if !(s.Tolerance > 0) {
 		errs = append(errs, fmt.Errorf("%s.tolerance: must be > 0, got %g", p, s.Tolerance))
 	}
+	if !slices.Contains([]string{"fp32", "int8", "fp16"}, s.Precision) {
+		errs = append(errs, fmt.Errorf("%s.precision: must be fp32, int8 or fp16, got %q", p, s.Precision))
+	}
+	if s.Precision == "int8" && s.Calibration == "" {
+		errs = append(errs, fmt.Errorf("%s.calibration: precision int8 needs calibration images (a folder, an image or a list file, like the images the model will see)", p))
+	}
+	if s.CalibrationCount < 1 || s.CalibrationCount > maxCalibrationImages {
+		errs = append(errs, fmt.Errorf("%s.calibration_count: must be in [1, %d], got %d", p, maxCalibrationImages, s.CalibrationCount))
+	}
+	if s.CalibrationMethod != "minmax" && s.CalibrationMethod != "percentile" {
+		errs = append(errs, fmt.Errorf("%s.calibration_method: must be minmax or percentile, got %q", p, s.CalibrationMethod))
+	}
 	return errs
 }
+
+// maxCalibrationImages bounds calibration_count: the calibration keeps a
+// histogram per activation and runs every image through ONNX Runtime.
+const maxCalibrationImages = 10000
 
 func (s Training) problems(c Config, i int) []error {
 	var errs []error

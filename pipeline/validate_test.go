@@ -184,6 +184,13 @@ func TestConfigProblems(t *testing.T) {
 			want: []string{"data.max_skipped_fraction: must be in [0, 1], got 1.5"}},
 		{name: "skip_fraction_without_skip", yaml: goodConfig, sets: []string{"data.bad_images=fail", "data.max_skipped_fraction=0.5"}, load: true,
 			want: []string{"data.max_skipped_fraction: has no effect with data.bad_images fail (used by bad_images skip); remove it"}},
+		{name: "int8_without_calibration", yaml: goodConfig + "  - {name: export, precision: int8, calibration_method: median}\n",
+			want: []string{"stages[2].calibration: precision int8 needs calibration images", "stages[2].calibration_method: must be minmax or percentile, got \"median\""}},
+		{name: "bad_precision", yaml: goodConfig + "  - {name: export, precision: int4}\n",
+			want: []string{"stages[2].precision: must be fp32, int8 or fp16, got \"int4\""}},
+		{name: "calibration_without_int8", yaml: goodConfig + "  - {name: export, precision: fp16, calibration_count: 8}\n  - {name: export, calibration: /tmp}\n", load: true,
+			want: []string{"stages[2].calibration_count: has no effect with precision fp16 (used by precision int8); remove it",
+				"stages[3].calibration: has no effect with precision fp32 (used by precision int8 and fp16); remove it"}},
 		{name: "yaml_syntax", yaml: "run: {name: [\n", load: true,
 			want: []string{"cfg.yaml", "line"}},
 	} {

@@ -97,11 +97,17 @@ func TestBrowser(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "export", "export-report.json"), []byte(exportFailed), 0o644)
 	})
 
+	// The completed run's status counts its stages (3 in testdata/demo, 4
+	// in a real `make demo`).
+	var man struct{ Stages []any }
+	if b, err := os.ReadFile(filepath.Join(demo, "manifest.json")); err != nil || json.Unmarshal(b, &man) != nil {
+		t.Fatalf("manifest of %s: %v", demo, err)
+	}
 	b := startBrowser(t, bin)
 	for _, tc := range []struct {
 		name, dir, title, status string
 	}{
-		{"demo", demo, "dira run demo", "completed: all 3 stages finished"},
+		{"demo", demo, "dira run demo", fmt.Sprintf("completed: all %d stages finished", len(man.Stages))},
 		{"killed", killed, "dira run demo", "stopped in stage adversarial, or still running"},
 		{"export_failed", failedExport, "dira run demo", "failed in stage export"},
 		// The hand-written run with a fine-tuning stage: comparison, ROC

@@ -25,7 +25,9 @@ import (
 
 // Export is the export stage: from a training stage's checkpoint it writes
 // encoder.onnx, unet.onnx, encoder.pth and unet.pth into <run>/export/, after
-// checking both ONNX files in ONNX Runtime against the Go forward pass.
+// checking both ONNX files in ONNX Runtime against the Go forward pass; with
+// precision int8 or fp16 also encoder.int8.onnx, unet.int8.onnx (or .fp16)
+// and their report.
 type Export struct {
 	settings *pipeline.ExportStage
 	ortLib   string
@@ -52,12 +54,41 @@ func (e *Export) Run(ctx context.Context, r *pipeline.Run) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range rep.Files {
+	files := append(rep.Files, "export-report.json")
+	if p := e.settings.Precision; p != export.PrecisionFP32 {
+		q, err := e.writePrecision(out, r.Log)
+		if err != nil {
+			return err
+		}
+		files = append(files, q.Files...)
+	}
+	for _, f := range files {
 		if err := r.RecordArtifact(e.Name(), filepath.Join(out, f)); err != nil {
 			return err
 		}
 	}
-	return r.RecordArtifact(e.Name(), filepath.Join(out, "export-report.json"))
+	return nil
+}
+
+// writePrecision adds the int8 or fp16 copies of the exported ONNX models
+// and their report, as `dira export --precision` does.
+func (e *Export) writePrecision(out string, log io.Writer) (export.QuantReport, error) {
+	s := e.settings
+	var images []string
+	if s.Calibration != "" {
+		ins, err := infer.ListInputs(s.Calibration, "")
+		if err != nil {
+			return export.QuantReport{}, fmt.Errorf("export: calibration: %w", err)
+		}
+		for _, in := range ins {
+			images = append(images, in.Path)
+		}
+	}
+	return export.WriteQuantized(out, s.Precision, images, export.QuantizedOptions{
+		Quant:  export.QuantOptions{Method: s.CalibrationMethod, Count: s.CalibrationCount},
+		ORTLib: e.ortLib,
+		Log:    log,
+	})
 }
 
 // ExportOptions tunes ExportCheckpoint.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -32,6 +33,13 @@ func TestExportStage(t *testing.T) {
 	training(cfg, 0).Epochs, training(cfg, 0).StepsPerEpoch = 1, 1
 	ex := newStage[*pipeline.ExportStage](t, pipeline.StageExport)
 	ex.From, ex.Checkpoint = pipeline.StageWarmup, "last"
+	// int8 copies too, calibrated on 4 radiographs; 2 more are held out.
+	calib := filepath.Join(base, "calib")
+	os.Mkdir(calib, 0o755)
+	for i := range 6 {
+		writeRadiograph(t, filepath.Join(calib, fmt.Sprintf("%d.png", i)), 80, uint64(i))
+	}
+	ex.Precision, ex.Calibration, ex.CalibrationCount = "int8", calib, 4
 	cfg.Stages = append(cfg.Stages, ex)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -52,10 +60,30 @@ func TestExportStage(t *testing.T) {
 	for _, c := range rep.Checks {
 		t.Logf("%s: ONNX Runtime vs Go max |diff| %.3g (tolerance %g)", c.File, c.MaxAbsDiff, rep.Tolerance)
 	}
-	for _, f := range []string{"encoder.onnx", "unet.onnx", "encoder.pth", "unet.pth"} {
+	man, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"encoder.onnx", "unet.onnx", "encoder.pth", "unet.pth", "encoder.int8.onnx", "unet.int8.onnx", "quantization-report.json"} {
 		if _, err := os.Stat(filepath.Join(dir, "export", f)); err != nil {
 			t.Errorf("artifact %s: %v", f, err)
 		}
+		if !strings.Contains(string(man), `"export/`+f+`"`) {
+			t.Errorf("manifest.json does not list export/%s", f)
+		}
+	}
+	var q struct {
+		Calibration struct{ Images int } `json:"calibration"`
+		Models      []struct {
+			File string
+		} `json:"models"`
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "export", "quantization-report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &q); err != nil || q.Calibration.Images != 4 || len(q.Models) != 2 {
+		t.Errorf("quantization-report.json (%v): %s", err, b)
 	}
 
 	good := filepath.Join(dir, "warmup", "last.ckpt")

@@ -348,6 +348,26 @@ func (m *machine) put(idx int64) error {
 	return nil
 }
 
+// memoIndex reads the memo index of a PUT or GET opcode: a decimal line
+// (p, g), one byte (q, h) or four bytes (r, j).
+func (m *machine) memoIndex(op byte) (int64, error) {
+	switch op {
+	case 'q', 'h':
+		return m.u8()
+	case 'r', 'j':
+		return m.u32()
+	}
+	s, err := m.line()
+	if err != nil {
+		return 0, err
+	}
+	idx, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad memo index %q", truncate(s, 40))
+	}
+	return idx, nil
+}
+
 func (m *machine) get(idx int64) error {
 	v, ok := m.memo[idx]
 	if !ok {
@@ -631,53 +651,18 @@ func (m *machine) step(op byte) (done bool, err error) {
 		}
 		return false, m.setOn(items)
 
-	// Memo.
-	case 'p':
-		s, err := m.line()
+	// Memo: PUT and GET with a text, one-byte or four-byte index.
+	case 'p', 'q', 'r', 'g', 'h', 'j':
+		idx, err := m.memoIndex(op)
 		if err != nil {
 			return false, err
 		}
-		idx, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("bad memo index %q", truncate(s, 40))
+		if op == 'p' || op == 'q' || op == 'r' {
+			return false, m.put(idx)
 		}
-		return false, m.put(idx)
-	case 'q':
-		idx, err := m.u8()
-		if err != nil {
-			return false, err
-		}
-		return false, m.put(idx)
-	case 'r':
-		idx, err := m.u32()
-		if err != nil {
-			return false, err
-		}
-		return false, m.put(idx)
+		return false, m.get(idx)
 	case 0x94: // MEMOIZE
 		return false, m.put(int64(len(m.memo)))
-	case 'g':
-		s, err := m.line()
-		if err != nil {
-			return false, err
-		}
-		idx, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return false, fmt.Errorf("bad memo index %q", truncate(s, 40))
-		}
-		return false, m.get(idx)
-	case 'h':
-		idx, err := m.u8()
-		if err != nil {
-			return false, err
-		}
-		return false, m.get(idx)
-	case 'j':
-		idx, err := m.u32()
-		if err != nil {
-			return false, err
-		}
-		return false, m.get(idx)
 
 	// Classes, calls, persistent ids.
 	case 'c', 'i': // GLOBAL, INST: "module\nname\n"
