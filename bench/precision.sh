@@ -4,17 +4,23 @@
 # checkpoint) run once in fp32 and once in bf16 from the same seed; prints the
 # per-epoch losses of both and their relative differences, and what the
 # export stage measured for the bf16-trained model (ONNX Runtime vs the Go
-# forward). Usage: bench/precision.sh [workdir]   (default: a temporary one)
+# forward). Usage: bench/precision.sh [workdir [config]]   (default: a
+# temporary folder, and configs/demo.yaml without its classification stage;
+# bench/precision-resnet50.yaml is the ResNet-50 224 run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 go build -o bin/dira ./cmd/dira
-# The demo without its classification stage.
-sed '/^  - name: classify/,$d' configs/demo.yaml >"$work/demo-pretrain.yaml"
+config=${2:-}
+if [ -z "$config" ]; then
+	# The demo without its classification stage.
+	config=$work/demo-pretrain.yaml
+	sed '/^  - name: classify/,$d' configs/demo.yaml >"$config"
+fi
 for p in fp32 bf16; do
 	rm -rf "${work:?}/$p"
-	bin/dira run "$work/demo-pretrain.yaml" --set run.precision=$p --run-dir "$work/$p" >"$work/$p.log" 2>&1 ||
+	bin/dira run "$config" --set run.precision=$p --run-dir "$work/$p" >"$work/$p.log" 2>&1 ||
 		{ tail -20 "$work/$p.log"; exit 1; }
 done
 /usr/bin/python3 - "$work" <<'EOF'
