@@ -193,29 +193,9 @@ func VerifyFineTuned(path string, net any, o FineTunedOptions, x infer.Tensor, o
 	if _, ok := net.(*model.Classifier); ok {
 		out = ProbabilitiesName
 	}
-	s, err := infer.NewSession(path, opts)
-	if err != nil {
-		return Check{}, fmt.Errorf("export: verify: %w", err)
-	}
-	defer s.Close()
-	res, err := s.Run(map[string]infer.Tensor{InputName: x})
-	if err != nil {
-		return Check{}, fmt.Errorf("export: verify: %w", err)
-	}
-	rt, ok := res[out]
-	if !ok {
-		return Check{}, fmt.Errorf("export: verify %s: no output %q (outputs %v)", path, out, s.OutputNames())
-	}
-	g, err := fineTunedForward(net, o, o.Normalization.Normalize(x))
-	if err != nil {
-		return Check{}, fmt.Errorf("export: verify %s: go forward: %w", path, err)
-	}
-	if !slices.Equal(rt.Shape, g.Shape) {
-		return Check{}, fmt.Errorf("export: verify %s: output %q has shape %v in ONNX Runtime, %v in Go", path, out, rt.Shape, g.Shape)
-	}
-	c := Check{File: path, Output: out, Shape: g.Shape, Runtime: rt, Go: g}
-	c.MaxAbsDiff, c.MaxAbs = maxAbsDiff(rt.Data, g.Data)
-	return c, nil
+	return verify(path, out, x, opts, func() (infer.Tensor, error) {
+		return fineTunedForward(net, o, o.Normalization.Normalize(x))
+	})
 }
 
 // fineTunedForward is the Go side of VerifyFineTuned (eval mode, no autograd).

@@ -79,6 +79,12 @@ func Verify(path string, u *model.UNet, kind Kind, x infer.Tensor, opts infer.Se
 	if out == "" {
 		return Check{}, fmt.Errorf("export: verify %s: unknown model kind %q", path, kind)
 	}
+	return verify(path, out, x, opts, func() (infer.Tensor, error) { return goForward(u, kind, x) })
+}
+
+// verify runs the model at path in ONNX Runtime on x and compares its output
+// named out with what forward computes in Go.
+func verify(path, out string, x infer.Tensor, opts infer.SessionOptions, forward func() (infer.Tensor, error)) (Check, error) {
 	s, err := infer.NewSession(path, opts)
 	if err != nil {
 		return Check{}, fmt.Errorf("export: verify: %w", err)
@@ -92,7 +98,7 @@ func Verify(path string, u *model.UNet, kind Kind, x infer.Tensor, opts infer.Se
 	if !ok {
 		return Check{}, fmt.Errorf("export: verify %s: no output %q (outputs %v)", path, out, s.OutputNames())
 	}
-	g, err := goForward(u, kind, x)
+	g, err := forward()
 	if err != nil {
 		return Check{}, fmt.Errorf("export: verify %s: go forward: %w", path, err)
 	}
